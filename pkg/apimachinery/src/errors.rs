@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status, StatusCause, StatusDetails};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    ListMeta, Status, StatusCause, StatusDetails,
+};
 
 use crate::field::{ErrorList, FieldError};
 
@@ -73,7 +75,10 @@ pub struct GroupResource {
 
 impl GroupResource {
     pub fn new(group: impl Into<String>, resource: impl Into<String>) -> Self {
-        GroupResource { group: group.into(), resource: resource.into() }
+        GroupResource {
+            group: group.into(),
+            resource: resource.into(),
+        }
     }
 }
 
@@ -96,7 +101,10 @@ pub struct GroupKind {
 
 impl GroupKind {
     pub fn new(group: impl Into<String>, kind: impl Into<String>) -> Self {
-        GroupKind { group: group.into(), kind: kind.into() }
+        GroupKind {
+            group: group.into(),
+            kind: kind.into(),
+        }
     }
 }
 
@@ -122,7 +130,12 @@ pub struct StatusError {
 
 impl StatusError {
     pub fn new(code: u16, reason: StatusReason, message: impl Into<String>) -> Self {
-        StatusError { code, reason, message: message.into(), details: None }
+        StatusError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, details: StatusDetails) -> Self {
@@ -140,13 +153,21 @@ impl StatusError {
     }
 
     pub fn not_found(resource: &GroupResource, name: &str) -> Self {
-        Self::new(404, StatusReason::NotFound, format!("{resource} {name:?} not found"))
-            .with_details(Self::resource_details(resource, name))
+        Self::new(
+            404,
+            StatusReason::NotFound,
+            format!("{resource} {name:?} not found"),
+        )
+        .with_details(Self::resource_details(resource, name))
     }
 
     pub fn already_exists(resource: &GroupResource, name: &str) -> Self {
-        Self::new(409, StatusReason::AlreadyExists, format!("{resource} {name:?} already exists"))
-            .with_details(Self::resource_details(resource, name))
+        Self::new(
+            409,
+            StatusReason::AlreadyExists,
+            format!("{resource} {name:?} already exists"),
+        )
+        .with_details(Self::resource_details(resource, name))
     }
 
     /// The name made from `generateName` collided with an existing object.
@@ -164,8 +185,12 @@ impl StatusError {
     }
 
     pub fn conflict(resource: &GroupResource, name: &str, cause: impl fmt::Display) -> Self {
-        Self::new(409, StatusReason::Conflict, format!("Operation cannot be fulfilled on {resource} {name:?}: {cause}"))
-            .with_details(Self::resource_details(resource, name))
+        Self::new(
+            409,
+            StatusReason::Conflict,
+            format!("Operation cannot be fulfilled on {resource} {name:?}: {cause}"),
+        )
+        .with_details(Self::resource_details(resource, name))
     }
 
     /// The optimistic-concurrency failure, worded as upstream's registry words it.
@@ -204,7 +229,10 @@ impl StatusError {
         Self::new(
             405,
             StatusReason::MethodNotAllowed,
-            format!("{action} is not supported on resources of kind {:?}", resource.to_string()),
+            format!(
+                "{action} is not supported on resources of kind {:?}",
+                resource.to_string()
+            ),
         )
         .with_details(Self::resource_details(resource, ""))
     }
@@ -215,7 +243,8 @@ impl StatusError {
             (false, true) => format!("{resource} is forbidden: {cause}"),
             (false, false) => format!("{resource} {name:?} is forbidden: {cause}"),
         };
-        Self::new(403, StatusReason::Forbidden, message).with_details(Self::resource_details(resource, name))
+        Self::new(403, StatusReason::Forbidden, message)
+            .with_details(Self::resource_details(resource, name))
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -232,7 +261,11 @@ impl StatusError {
     }
 
     pub fn request_entity_too_large(message: impl fmt::Display) -> Self {
-        Self::new(413, StatusReason::RequestEntityTooLarge, format!("Request entity too large: {message}"))
+        Self::new(
+            413,
+            StatusReason::RequestEntityTooLarge,
+            format!("Request entity too large: {message}"),
+        )
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
@@ -249,18 +282,27 @@ impl StatusError {
         Self::new(
             406,
             StatusReason::NotAcceptable,
-            format!("only the following media types are accepted: {}", accepted.join(", ")),
+            format!(
+                "only the following media types are accepted: {}",
+                accepted.join(", ")
+            ),
         )
     }
 
     pub fn internal(cause: impl fmt::Display) -> Self {
         let cause = cause.to_string();
-        Self::new(500, StatusReason::InternalError, format!("Internal error occurred: {cause}")).with_details(
-            StatusDetails {
-                causes: Some(vec![StatusCause { message: Some(cause), ..Default::default() }]),
-                ..Default::default()
-            },
+        Self::new(
+            500,
+            StatusReason::InternalError,
+            format!("Internal error occurred: {cause}"),
         )
+        .with_details(StatusDetails {
+            causes: Some(vec![StatusCause {
+                message: Some(cause),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        })
     }
 
     pub fn service_unavailable(message: impl Into<String>) -> Self {
@@ -268,10 +310,12 @@ impl StatusError {
     }
 
     pub fn timeout(message: impl fmt::Display, retry_after_seconds: i32) -> Self {
-        Self::new(504, StatusReason::Timeout, format!("Timeout: {message}")).with_details(StatusDetails {
-            retry_after_seconds: Some(retry_after_seconds),
-            ..Default::default()
-        })
+        Self::new(504, StatusReason::Timeout, format!("Timeout: {message}")).with_details(
+            StatusDetails {
+                retry_after_seconds: Some(retry_after_seconds),
+                ..Default::default()
+            },
+        )
     }
 
     pub fn too_many_requests(message: impl Into<String>, retry_after_seconds: i32) -> Self {
@@ -295,9 +339,16 @@ impl StatusError {
 
     /// Rebuild an error from a `Status` a server sent (used by clients and tests).
     pub fn from_status(status: &Status) -> Self {
-        let reason = status.reason.as_deref().map(reason_from_str).unwrap_or(StatusReason::Unknown);
+        let reason = status
+            .reason
+            .as_deref()
+            .map(reason_from_str)
+            .unwrap_or(StatusReason::Unknown);
         StatusError {
-            code: status.code.and_then(|c| u16::try_from(c).ok()).unwrap_or(500),
+            code: status
+                .code
+                .and_then(|c| u16::try_from(c).ok())
+                .unwrap_or(500),
             reason,
             message: status.message.clone().unwrap_or_default(),
             details: status.details.clone(),
@@ -349,7 +400,13 @@ fn reason_from_str(s: &str) -> StatusReason {
 fn aggregate(errors: &[FieldError]) -> String {
     match errors {
         [one] => one.to_string(),
-        many => format!("[{}]", many.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -390,12 +447,22 @@ mod tests {
     #[test]
     fn invalid_aggregates_field_errors() {
         let kind = GroupKind::new("", "Pod");
-        let one = vec![FieldError::required(&Path::new("spec").child("containers"), "")];
+        let one = vec![FieldError::required(
+            &Path::new("spec").child("containers"),
+            "",
+        )];
         let e = StatusError::invalid(&kind, "p", &one);
-        assert_eq!(e.message, r#"Pod "p" is invalid: spec.containers: Required value"#);
+        assert_eq!(
+            e.message,
+            r#"Pod "p" is invalid: spec.containers: Required value"#
+        );
         let two = vec![
             FieldError::required(&Path::new("metadata").child("name"), ""),
-            FieldError::invalid(&Path::new("spec").child("replicas"), -1, "must be greater than or equal to 0"),
+            FieldError::invalid(
+                &Path::new("spec").child("replicas"),
+                -1,
+                "must be greater than or equal to 0",
+            ),
         ];
         let e = StatusError::invalid(&GroupKind::new("apps", "Deployment"), "d", &two);
         assert_eq!(

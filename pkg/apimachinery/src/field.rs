@@ -103,8 +103,18 @@ pub struct FieldError {
 pub type ErrorList = Vec<FieldError>;
 
 impl FieldError {
-    fn new(kind: ErrorKind, path: &Path, bad_value: Option<Value>, detail: impl Into<String>) -> Self {
-        FieldError { kind, field: path.to_string(), bad_value, detail: detail.into() }
+    fn new(
+        kind: ErrorKind,
+        path: &Path,
+        bad_value: Option<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            kind,
+            field: path.to_string(),
+            bad_value,
+            detail: detail.into(),
+        }
     }
 
     pub fn required(path: &Path, detail: impl Into<String>) -> Self {
@@ -115,11 +125,18 @@ impl FieldError {
         Self::new(ErrorKind::Invalid, path, Some(value.into()), detail)
     }
 
-    pub fn not_supported<S: AsRef<str>>(path: &Path, value: impl Into<Value>, supported: &[S]) -> Self {
+    pub fn not_supported<S: AsRef<str>>(
+        path: &Path,
+        value: impl Into<Value>,
+        supported: &[S],
+    ) -> Self {
         let detail = if supported.is_empty() {
             String::new()
         } else {
-            let quoted: Vec<String> = supported.iter().map(|s| format!("{:?}", s.as_ref())).collect();
+            let quoted: Vec<String> = supported
+                .iter()
+                .map(|s| format!("{:?}", s.as_ref()))
+                .collect();
             format!("supported values: {}", quoted.join(", "))
         };
         Self::new(ErrorKind::NotSupported, path, Some(value.into()), detail)
@@ -138,11 +155,21 @@ impl FieldError {
     }
 
     pub fn too_long(path: &Path, max_bytes: usize) -> Self {
-        Self::new(ErrorKind::TooLong, path, None, format!("may not be more than {max_bytes} bytes"))
+        Self::new(
+            ErrorKind::TooLong,
+            path,
+            None,
+            format!("may not be more than {max_bytes} bytes"),
+        )
     }
 
     pub fn too_many(path: &Path, actual: usize, max: usize) -> Self {
-        Self::new(ErrorKind::TooMany, path, Some(Value::from(actual)), format!("must have at most {max} items"))
+        Self::new(
+            ErrorKind::TooMany,
+            path,
+            Some(Value::from(actual)),
+            format!("must have at most {max} items"),
+        )
     }
 
     pub fn internal(path: &Path, detail: impl Into<String>) -> Self {
@@ -152,9 +179,14 @@ impl FieldError {
     /// The message without the field path (upstream's `ErrorBody`).
     pub fn body(&self) -> String {
         let mut s = match (&self.kind, &self.bad_value) {
-            (ErrorKind::Required | ErrorKind::Forbidden | ErrorKind::TooLong | ErrorKind::Internal, _) | (_, None) => {
-                self.kind.label().to_string()
-            }
+            (
+                ErrorKind::Required
+                | ErrorKind::Forbidden
+                | ErrorKind::TooLong
+                | ErrorKind::Internal,
+                _,
+            )
+            | (_, None) => self.kind.label().to_string(),
             (_, Some(Value::Null)) => format!("{}: null", self.kind.label()),
             (_, Some(Value::String(v))) => format!("{}: {v:?}", self.kind.label()),
             (_, Some(v)) => format!("{}: {v}", self.kind.label()),
@@ -179,7 +211,11 @@ mod tests {
 
     #[test]
     fn paths_print_like_upstream() {
-        let p = Path::new("spec").child("containers").index(0).child("ports").key("http");
+        let p = Path::new("spec")
+            .child("containers")
+            .index(0)
+            .child("ports")
+            .key("http");
         assert_eq!(p.to_string(), "spec.containers[0].ports[http]");
     }
 
@@ -187,14 +223,21 @@ mod tests {
     fn bodies_print_like_upstream() {
         let p = Path::new("spec").child("restartPolicy");
         assert_eq!(
-            FieldError::not_supported(&p, "Sometimes", &["Always", "OnFailure", "Never"]).to_string(),
+            FieldError::not_supported(&p, "Sometimes", &["Always", "OnFailure", "Never"])
+                .to_string(),
             r#"spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#
         );
-        assert_eq!(FieldError::required(&p, "").to_string(), "spec.restartPolicy: Required value");
+        assert_eq!(
+            FieldError::required(&p, "").to_string(),
+            "spec.restartPolicy: Required value"
+        );
         assert_eq!(
             FieldError::forbidden(&p, "may not be changed").to_string(),
             "spec.restartPolicy: Forbidden: may not be changed"
         );
-        assert_eq!(FieldError::duplicate(&p, "a").to_string(), r#"spec.restartPolicy: Duplicate value: "a""#);
+        assert_eq!(
+            FieldError::duplicate(&p, "a").to_string(),
+            r#"spec.restartPolicy: Duplicate value: "a""#
+        );
     }
 }

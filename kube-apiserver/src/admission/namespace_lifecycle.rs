@@ -1,0 +1,77 @@
+//! NamespaceLifecycle: no new objects in a namespace that does not exist or is
+//! terminating, and the system namespaces cannot be deleted.
+
+use std::sync::Arc;
+
+use apimachinery::errors::GroupResource;
+use apimachinery::StatusError;
+
+use crate::admission::{Attributes, Operation, Plugin};
+use crate::object;
+use crate::registry::store::Store;
+
+/// Namespaces that may never be deleted.
+const IMMORTAL: &[&str] = &["default", "kube-system", "kube-public"];
+
+pub struct NamespaceLifecycle {
+    namespaces: Arc<Store>,
+}
+
+impl NamespaceLifecycle {
+    pub fn new(namespaces: Arc<Store>) -> Self {
+        NamespaceLifecycle { namespaces }
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for NamespaceLifecycle {
+    fn name(&self) -> &'static str {
+        "NamespaceLifecycle"
+    }
+
+    async fn admit(&self, attrs: &mut Attributes) -> Result<(), StatusError> {
+        if attrs.is("", "namespaces") {
+            if attrs.operation == Operation::Delete && IMMORTAL.contains(&attrs.name.as_str()) {
+                return Err(StatusError::forbidden(
+                    &GroupResource::new("", "namespaces"),
+                    &attrs.name,
+                    "this namespace may not be deleted",
+                ));
+            }
+            return Ok(());
+        }
+        if !attrs.resource.namespaced
+            || attrs.namespace.is_empty()
+            || attrs.operation != Operation::Create
+        {
+            return Ok(());
+        }
+        let ns = match self.namespaces.get("", &attrs.namespace).await {
+            Ok(ns) => ns,
+            Err(e) if e.is_not_found() => {
+                return Err(StatusError::not_found(
+                    &GroupResource::new("", "namespaces"),
+                    &attrs.namespace,
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        if object::deletion_timestamp(&ns).is_some()
+            || object::path_str(&ns, "status.phase") == Some("Terminating")
+        {
+            // Events about a terminating namespace's objects are still welcome.
+            if attrs.is("", "events") || attrs.is("events.k8s.io", "events") {
+                return Ok(());
+            }
+            return Err(StatusError::forbidden(
+                &attrs.resource.group_resource(),
+                &attrs.name,
+                format!(
+                    "unable to create new content in namespace {} because it is being terminated",
+                    attrs.namespace
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

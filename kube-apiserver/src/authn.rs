@@ -1,0 +1,191 @@
+//! Authentication: x509 client certificates (CN is the user, O the groups) verified
+//! against `--client-ca-file`, bearer tokens from `--token-auth-file`, and anonymous
+//! requests when `--anonymous-auth` allows them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use apimachinery::StatusError;
+use http::HeaderMap;
+use rustls::pki_types::CertificateDer;
+
+use crate::request::UserInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnConfigError {
+    #[error("reading token file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("token file {path}, line {line}: {reason}")]
+    Parse {
+        path: String,
+        line: usize,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Authenticator {
+    tokens: HashMap<String, UserInfo>,
+    anonymous: bool,
+}
+
+impl Authenticator {
+    pub fn new(anonymous: bool) -> Self {
+        Authenticator {
+            tokens: HashMap::new(),
+            anonymous,
+        }
+    }
+
+    /// Load a static token file: CSV lines `token,user,uid[,"group1,group2"]`.
+    pub fn load_token_file(&mut self, path: &Path) -> Result<(), AuthnConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| AuthnConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields = split_csv(line);
+            if fields.len() < 3 {
+                return Err(AuthnConfigError::Parse {
+                    path: p.clone(),
+                    line: i + 1,
+                    reason: "expected at least 3 columns: token,user,uid".into(),
+                });
+            }
+            let groups = fields
+                .get(3)
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.tokens.insert(
+                fields[0].clone(),
+                UserInfo {
+                    name: fields[1].clone(),
+                    uid: fields[2].clone(),
+                    groups,
+                    ..Default::default()
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub fn add_token(&mut self, token: impl Into<String>, user: UserInfo) {
+        self.tokens.insert(token.into(), user);
+    }
+
+    /// Who sent a request: the client certificate wins, then a bearer token, then
+    /// anonymous.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer_cert: Option<&CertificateDer<'_>>,
+    ) -> Result<UserInfo, StatusError> {
+        if let Some(cert) = peer_cert {
+            if let Some(user) = user_from_certificate(cert) {
+                return Ok(with_authenticated(user));
+            }
+        }
+        if let Some(auth) = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            if let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) {
+                return match self.tokens.get(token) {
+                    Some(user) => Ok(with_authenticated(user.clone())),
+                    None => Err(StatusError::unauthorized("Unauthorized")),
+                };
+            }
+        }
+        if self.anonymous {
+            return Ok(UserInfo::anonymous());
+        }
+        Err(StatusError::unauthorized("Unauthorized"))
+    }
+}
+
+fn with_authenticated(mut user: UserInfo) -> UserInfo {
+    if !user.in_group("system:authenticated") {
+        user.groups.push("system:authenticated".into());
+    }
+    user
+}
+
+/// The user a verified client certificate names.
+pub fn user_from_certificate(cert: &CertificateDer<'_>) -> Option<UserInfo> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let subject = parsed.subject();
+    let name = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(String::from))
+        .collect();
+    Some(UserInfo {
+        name,
+        groups,
+        ..Default::default()
+    })
+}
+
+/// Split one CSV line, honouring double quotes.
+fn split_csv(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter().map(|s| s.trim().to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_file_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.csv");
+        std::fs::write(
+            &path,
+            "abc,alice,1001,\"dev,ops\"\n# comment\nxyz,bob,1002\n",
+        )
+        .unwrap();
+        let mut a = Authenticator::new(false);
+        a.load_token_file(&path).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(http::header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        let u = a.authenticate(&h, None).unwrap();
+        assert_eq!(u.name, "alice");
+        assert_eq!(u.groups, vec!["dev", "ops", "system:authenticated"]);
+        h.insert(http::header::AUTHORIZATION, "Bearer nope".parse().unwrap());
+        assert_eq!(a.authenticate(&h, None).unwrap_err().code, 401);
+        assert_eq!(
+            a.authenticate(&HeaderMap::new(), None).unwrap_err().code,
+            401
+        );
+    }
+}

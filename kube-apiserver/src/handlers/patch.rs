@@ -1,0 +1,94 @@
+//! PATCH bodies: JSON patch (RFC 6902), JSON merge patch (RFC 7386), strategic merge
+//! patch (upstream's, driven by the schemas' patch strategies and merge keys), and
+//! server-side apply.
+
+use apimachinery::StatusError;
+use serde_json::Value;
+
+use crate::apiserver::ApiServer;
+use crate::negotiation::{self, BodyType};
+use crate::registry::ResourceInfo;
+
+pub enum Patch {
+    Json(json_patch::Patch),
+    Merge(Value),
+    Strategic(Value),
+    Apply(Value),
+}
+
+impl Patch {
+    pub fn decode(body_type: BodyType, body: &[u8]) -> Result<Self, StatusError> {
+        match body_type {
+            BodyType::JsonPatch => serde_json::from_slice(body)
+                .map(Patch::Json)
+                .map_err(|e| StatusError::bad_request(format!("error decoding patch: {e}"))),
+            BodyType::MergePatch => object_body(body, false).map(Patch::Merge),
+            BodyType::StrategicMergePatch => object_body(body, false).map(Patch::Strategic),
+            BodyType::ApplyPatch => object_body(body, true).map(Patch::Apply),
+            BodyType::Json | BodyType::Yaml => {
+                Err(StatusError::unsupported_media_type(match body_type {
+                    BodyType::Yaml => "application/yaml",
+                    _ => "application/json",
+                }))
+            }
+        }
+    }
+
+    pub fn is_apply(&self) -> bool {
+        matches!(self, Patch::Apply(_))
+    }
+
+    /// The patched object. `current` is `None` only for apply, which creates.
+    pub fn apply(
+        &self,
+        server: &ApiServer,
+        info: &ResourceInfo,
+        current: Option<&Value>,
+        field_manager: Option<&str>,
+        force: bool,
+    ) -> Result<Value, StatusError> {
+        let Some(current) = current else {
+            return match self {
+                Patch::Apply(applied) => Ok(crate::fieldmanager::apply_new(
+                    applied,
+                    field_manager.unwrap_or_default(),
+                )),
+                _ => Err(StatusError::not_found(&info.group_resource(), "")),
+            };
+        };
+        let mut doc = current.clone();
+        match self {
+            Patch::Json(ops) => {
+                json_patch::patch(&mut doc, ops).map_err(|e| invalid_patch(e.to_string()))?;
+            }
+            Patch::Merge(patch) => json_patch::merge(&mut doc, patch),
+            Patch::Strategic(patch) => {
+                doc = server.strategic_merge(&info.definition, current, patch)?;
+            }
+            Patch::Apply(applied) => {
+                doc = crate::fieldmanager::apply(
+                    server,
+                    info,
+                    current,
+                    applied,
+                    field_manager.unwrap_or_default(),
+                    force,
+                )?;
+            }
+        }
+        Ok(doc)
+    }
+}
+
+fn object_body(body: &[u8], yaml: bool) -> Result<Value, StatusError> {
+    let v = negotiation::decode(body, yaml)?;
+    if !v.is_object() {
+        return Err(StatusError::bad_request("the patch must be a JSON object"));
+    }
+    Ok(v)
+}
+
+/// A patch that decodes but cannot be applied (upstream answers 422).
+fn invalid_patch(message: String) -> StatusError {
+    StatusError::new(422, apimachinery::StatusReason::Invalid, message)
+}

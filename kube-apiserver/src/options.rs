@@ -1,0 +1,136 @@
+//! Command-line flags, named and defaulted as upstream's kube-apiserver flags.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "kube-apiserver", version = crate::version::GIT_VERSION, about = "The Kubernetes API server, in Rust")]
+pub struct Options {
+    /// List of etcd servers to connect with (scheme://ip:port), comma separated.
+    #[arg(
+        long = "etcd-servers",
+        value_delimiter = ',',
+        required_unless_present = "storage_backend_memory"
+    )]
+    pub etcd_servers: Vec<String>,
+
+    /// The prefix to prepend to all resource paths in etcd.
+    #[arg(long = "etcd-prefix", default_value = "/registry")]
+    pub etcd_prefix: String,
+
+    /// Test-only: keep everything in process memory instead of etcd.
+    #[arg(
+        long = "storage-backend-memory-for-tests",
+        id = "storage_backend_memory",
+        hide = true
+    )]
+    pub storage_backend_memory: bool,
+
+    /// The port on which to serve HTTPS with authentication and authorization.
+    #[arg(long = "secure-port", default_value_t = 6443)]
+    pub secure_port: u16,
+
+    /// The IP address on which to listen for the --secure-port port.
+    #[arg(long = "bind-address", default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+
+    /// The IP address on which to advertise the apiserver to members of the cluster.
+    #[arg(long = "advertise-address")]
+    pub advertise_address: Option<IpAddr>,
+
+    /// File containing the default x509 certificate for HTTPS.
+    #[arg(long = "tls-cert-file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// File containing the default x509 private key matching --tls-cert-file.
+    #[arg(long = "tls-private-key-file")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// The directory where the self-signed TLS certificate is written when
+    /// --tls-cert-file and --tls-private-key-file are not given.
+    #[arg(long = "cert-dir", default_value = "/var/run/kubernetes")]
+    pub cert_dir: PathBuf,
+
+    /// Enables client certificate authentication: clients presenting a certificate
+    /// signed by one of these authorities are authenticated with the certificate's CN
+    /// as user name and O as groups.
+    #[arg(long = "client-ca-file")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// If set, the file that will be used to secure the secure port of the API server
+    /// via token authentication (CSV: token,user,uid,"group1,group2").
+    #[arg(long = "token-auth-file")]
+    pub token_auth_file: Option<PathBuf>,
+
+    /// Enables anonymous requests to the secure port of the API server.
+    #[arg(long = "anonymous-auth", default_value_t = true, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
+
+    /// Ordered list of plug-ins to do authorization on secure port.
+    #[arg(
+        long = "authorization-mode",
+        value_delimiter = ',',
+        default_value = "AlwaysAllow"
+    )]
+    pub authorization_mode: Vec<crate::authz::Mode>,
+
+    /// A CIDR notation IP range from which to assign service cluster IPs.
+    #[arg(long = "service-cluster-ip-range", default_value = "10.96.0.0/12")]
+    pub service_cluster_ip_range: ipnet::IpNet,
+
+    /// A port range to reserve for services with NodePort visibility.
+    #[arg(long = "service-node-port-range", default_value = "30000-32767")]
+    pub service_node_port_range: String,
+
+    /// Admission plugins that should be enabled in addition to default enabled ones.
+    #[arg(long = "enable-admission-plugins", value_delimiter = ',')]
+    pub enable_admission_plugins: Vec<String>,
+
+    /// Admission plugins that should be disabled although they are in the default list.
+    #[arg(long = "disable-admission-plugins", value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
+
+    /// An optional field indicating the minimum number of seconds a handler must keep a
+    /// request open before timing it out (watches).
+    #[arg(long = "min-request-timeout", default_value_t = 1800)]
+    pub min_request_timeout: u64,
+
+    /// How long to wait for in-flight requests to finish after SIGTERM.
+    #[arg(long = "shutdown-drain-timeout-seconds", default_value_t = 60)]
+    pub shutdown_drain_timeout_seconds: u64,
+
+    /// Time to keep answering (with /readyz failing) after SIGTERM before closing the
+    /// listener, so load balancers notice.
+    #[arg(long = "shutdown-delay-duration-seconds", default_value_t = 0)]
+    pub shutdown_delay_seconds: u64,
+}
+
+impl Options {
+    /// The `(first, last)` node port range.
+    pub fn node_port_range(&self) -> Result<(u16, u16), String> {
+        let (a, b) = self
+            .service_node_port_range
+            .split_once('-')
+            .ok_or_else(|| {
+                format!(
+                    "invalid --service-node-port-range {:?}",
+                    self.service_node_port_range
+                )
+            })?;
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<u16>()
+                .map_err(|e| format!("invalid port {s:?}: {e}"))
+        };
+        let (a, b) = (parse(a)?, parse(b)?);
+        if a > b {
+            return Err(format!(
+                "invalid --service-node-port-range {:?}",
+                self.service_node_port_range
+            ));
+        }
+        Ok((a, b))
+    }
+}
