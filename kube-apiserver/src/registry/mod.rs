@@ -7,7 +7,18 @@
 
 pub mod allocator;
 pub mod apps;
+pub mod autoscaling;
+pub mod batch;
+pub mod certificates;
+pub mod coordination;
 pub mod core;
+pub mod discovery;
+pub mod events;
+pub mod networking;
+pub mod policy;
+pub mod rbac;
+pub mod scheduling;
+pub mod storage_api;
 pub mod store;
 pub mod table;
 pub mod typed;
@@ -245,6 +256,18 @@ pub trait Strategy: Send + Sync + 'static {
     /// not hold, and apply upstream's defaults. A type mismatch is a 400 BadRequest.
     fn decode(&self, obj: Value) -> Result<Value, apimachinery::StatusError>;
 
+    /// Convert a stored object into this endpoint's version. Identity except for
+    /// resources served in several versions over one storage version (autoscaling/v1
+    /// HorizontalPodAutoscalers stored as v2, events.k8s.io Events stored as core Events).
+    fn from_storage(&self, obj: Value) -> Value {
+        obj
+    }
+
+    /// Convert an object of this endpoint's version into the storage version.
+    fn to_storage(&self, obj: Value) -> Value {
+        obj
+    }
+
     /// Reset what a client may not set on create (e.g. status).
     fn prepare_for_create(&self, obj: &mut Value);
 
@@ -387,9 +410,20 @@ impl Registry {
     }
 }
 
-/// Every resource this server serves.
+/// Every resource this server serves, in discovery order within each group.
 pub fn all_resources(ctx: &BuildContext) -> Vec<Resource> {
     let mut all = core::resources(ctx);
-    all.extend(apps::strategies().into_iter().map(Resource::new));
+    all.extend(apps::resources(ctx));
+    all.extend(batch::resources(ctx));
+    all.extend(autoscaling::resources(ctx));
+    all.extend(policy::resources(ctx));
+    all.extend(coordination::resources(ctx));
+    all.extend(discovery::resources(ctx));
+    all.extend(events::resources(ctx));
+    all.extend(networking::resources(ctx));
+    all.extend(rbac::resources(ctx));
+    all.extend(certificates::resources(ctx));
+    all.extend(storage_api::resources(ctx));
+    all.extend(scheduling::resources(ctx));
     all
 }

@@ -173,15 +173,16 @@ impl Store {
     }
 
     fn decode_stored(&self, kv: &KeyValue) -> Result<Value, StatusError> {
-        let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        let obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
             StatusError::internal(format!("decoding stored object {}: {e}", kv.key))
         })?;
+        let mut obj = self.strategy.from_storage(obj);
         object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
         Ok(obj)
     }
 
-    fn encode_for_storage(obj: &Value) -> Result<Bytes, StatusError> {
-        let mut obj = obj.clone();
+    fn encode_for_storage(&self, obj: &Value) -> Result<Bytes, StatusError> {
+        let mut obj = self.strategy.to_storage(obj.clone());
         object::remove_meta(&mut obj, "resourceVersion");
         serde_json::to_vec(&obj)
             .map(Bytes::from)
@@ -447,7 +448,7 @@ impl Store {
         let key = self.key(namespace, name);
         match self
             .storage
-            .create(&key, Self::encode_for_storage(&obj)?, self.ttl(&obj))
+            .create(&key, self.encode_for_storage(&obj)?, self.ttl(&obj))
             .await
         {
             Ok(kv) => self.decode_stored(&kv).map(Some),
@@ -611,7 +612,7 @@ impl Store {
                 .storage
                 .update(
                     &key,
-                    Self::encode_for_storage(&new)?,
+                    self.encode_for_storage(&new)?,
                     kv.mod_revision,
                     self.ttl(&new),
                 )
@@ -754,7 +755,7 @@ impl Store {
                         .storage
                         .update(
                             &key,
-                            Self::encode_for_storage(&updated)?,
+                            self.encode_for_storage(&updated)?,
                             kv.mod_revision,
                             None,
                         )

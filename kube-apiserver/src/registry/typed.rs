@@ -28,6 +28,16 @@ pub trait TypedStrategy: Send + Sync + 'static {
     /// Upstream's defaulting functions (`SetDefaults_*`).
     fn default(&self, _obj: &mut Self::Object) {}
 
+    /// Conversions for resources served in a version other than their storage version
+    /// (see [`crate::registry::Strategy::from_storage`]).
+    fn from_storage(&self, obj: Value) -> Value {
+        obj
+    }
+
+    fn to_storage(&self, obj: Value) -> Value {
+        obj
+    }
+
     fn prepare_for_create(&self, _obj: &mut Self::Object) {}
 
     fn prepare_for_update(&self, _new: &mut Self::Object, _old: &Self::Object) {}
@@ -117,6 +127,14 @@ impl<S: TypedStrategy> Strategy for Typed<S> {
         })?;
         self.strategy.default(&mut typed);
         Ok(Self::to_json(&typed))
+    }
+
+    fn from_storage(&self, obj: Value) -> Value {
+        self.strategy.from_storage(obj)
+    }
+
+    fn to_storage(&self, obj: Value) -> Value {
+        self.strategy.to_storage(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {

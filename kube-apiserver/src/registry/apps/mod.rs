@@ -1,7 +1,7 @@
 //! The `apps` API group, version v1.
 
-use crate::registry::StrategyRef;
+use crate::registry::{BuildContext, Resource};
 
-pub fn strategies() -> Vec<StrategyRef> {
+pub fn resources(_ctx: &BuildContext) -> Vec<Resource> {
     Vec::new()
 }
