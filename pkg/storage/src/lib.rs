@@ -8,12 +8,26 @@
 //! - [`memory::MemoryStorage`]: same semantics in process memory, for fast unit tests.
 //! - [`cache::CachedStorage`]: a watch cache in front of either, so that many watchers of
 //!   one resource share one backend watch.
+//!
+//! [`guaranteed_update`] is the compare-and-swap retry loop every read-modify-write goes
+//! through (upstream's `GuaranteedUpdate`). With the `testing` feature,
+//! [`testing::EtcdServer`] runs a throwaway etcd for integration tests.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
+
+pub mod cache;
+pub mod etcd;
+pub mod memory;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod update;
+
+pub use update::{guaranteed_update, UpdateAction, UpdateOutcome};
 
 /// A point in the store's history: etcd's revision, which is what Kubernetes calls the
 /// resourceVersion.
@@ -73,11 +87,20 @@ pub enum StorageError {
     /// A compare-and-swap failed; `current` is what the key holds now (`None` if it is
     /// gone), so that a retry loop needs no extra read.
     #[error("key {key:?} was modified concurrently")]
-    Conflict { key: String, current: Option<KeyValue> },
+    Conflict {
+        key: String,
+        current: Option<KeyValue>,
+    },
     #[error("revision {requested} has been compacted (compacted revision {compacted})")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
     #[error("revision {requested} is newer than the current revision {current}")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("storage error: {0}")]
@@ -128,15 +151,45 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Replace the value of `key` if its mod revision is still `expected`; otherwise fails
     /// with `Conflict` carrying the current value, or `NotFound`.
-    async fn update(&self, key: &str, value: Bytes, expected: Revision, ttl: Option<Duration>) -> Result<KeyValue>;
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: Revision,
+        ttl: Option<Duration>,
+    ) -> Result<KeyValue>;
 
     /// Delete `key`, if `expected` is given only while its mod revision still equals it.
     /// Returns the deleted value with `mod_revision` set to the revision of the deletion.
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue>;
 
     /// Changes to keys under `prefix` made after revision `after`, then live ones. Fails
-    /// with `Compacted` when `after` is older than the history kept.
+    /// with `Compacted` when `after` is older than the history kept. (As in etcd, a
+    /// compaction at revision C keeps the events of C itself, so `after = C - 1` still
+    /// works; the watch cache keeps a bounded ring of events instead and fails for any
+    /// `after` older than the ring.)
+    ///
+    /// The stream yields the events of one revision one after the other, without waiting
+    /// in between (the watch cache relies on this to apply a revision atomically), and a
+    /// `Progress` item whenever it has been idle for the backend's progress interval. It
+    /// ends with an error item when the watch cannot go on (for example `Compacted` when
+    /// the watcher fell behind the history kept, or `Unavailable`); the caller then
+    /// re-watches from the last revision it saw.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
+
+    /// Like [`Storage::watch`], and in addition the stream yields a `Progress` item soon
+    /// after each [`ProgressRequester::request`] (etcd's progress request), so that a
+    /// reader waiting for a revision need not wait for the periodic one. Backends that
+    /// cannot do this keep the default, which relies on the periodic progress items only.
+    async fn watch_with_progress(
+        &self,
+        prefix: &str,
+        after: Revision,
+        progress: ProgressRequester,
+    ) -> Result<WatchStream> {
+        let _ = progress;
+        self.watch(prefix, after).await
+    }
 
     /// The store's current revision.
     async fn current_revision(&self) -> Result<Revision>;
@@ -159,4 +212,94 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
     }
     // An all-0xff prefix has no end: range to the end of the keyspace.
     vec![0]
+}
+
+/// Asks a watch stream for a `Progress` item now (see [`Storage::watch_with_progress`]).
+/// Cloning gives another handle to the same stream; requests made before the stream acts
+/// on them collapse into one.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressRequester {
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl ProgressRequester {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ask for a `Progress` item as soon as the stream knows everything up to the current
+    /// revision has been delivered.
+    pub fn request(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Resolves once a request is pending (for backends implementing the request).
+    pub async fn requested(&self) {
+        self.notify.notified().await;
+    }
+}
+
+/// Lets callers share one backend between a [`cache::CachedStorage`] and direct users
+/// (`Arc<EtcdStorage>`, `Arc<dyn Storage>`).
+#[async_trait::async_trait]
+impl<T: Storage + ?Sized> Storage for Arc<T> {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        (**self).get(key).await
+    }
+    async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult> {
+        (**self).list(prefix, opts).await
+    }
+    async fn count(&self, prefix: &str) -> Result<i64> {
+        (**self).count(prefix).await
+    }
+    async fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<KeyValue> {
+        (**self).create(key, value, ttl).await
+    }
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: Revision,
+        ttl: Option<Duration>,
+    ) -> Result<KeyValue> {
+        (**self).update(key, value, expected, ttl).await
+    }
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue> {
+        (**self).delete(key, expected).await
+    }
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
+        (**self).watch(prefix, after).await
+    }
+    async fn watch_with_progress(
+        &self,
+        prefix: &str,
+        after: Revision,
+        progress: ProgressRequester,
+    ) -> Result<WatchStream> {
+        (**self).watch_with_progress(prefix, after, progress).await
+    }
+    async fn current_revision(&self) -> Result<Revision> {
+        (**self).current_revision().await
+    }
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        (**self).compact(revision).await
+    }
+    async fn check_health(&self) -> Result<()> {
+        (**self).check_health().await
+    }
+}
+
+/// A watch in progress, polled step by step: the backends build their streams from one
+/// of these so that they need no task per watcher (the work happens when the consumer
+/// polls).
+pub(crate) trait WatchState: Send + 'static {
+    /// The next item, or `None` once the stream has ended.
+    fn next_item(&mut self) -> impl std::future::Future<Output = Option<Result<WatchItem>>> + Send;
+}
+
+pub(crate) fn into_stream<W: WatchState>(state: W) -> WatchStream {
+    Box::pin(futures::stream::unfold(state, |mut state| async move {
+        let item = state.next_item().await?;
+        Some((item, state))
+    }))
 }
