@@ -256,6 +256,17 @@ impl Storage for InstrumentedStorage {
         self.inner.watch(prefix, after).await
     }
 
+    async fn watch_with_progress(
+        &self,
+        prefix: &str,
+        after: Revision,
+        progress: storage::ProgressRequester,
+    ) -> storage::Result<WatchStream> {
+        self.inner
+            .watch_with_progress(prefix, after, progress)
+            .await
+    }
+
     async fn current_revision(&self) -> storage::Result<Revision> {
         self.inner.current_revision().await
     }

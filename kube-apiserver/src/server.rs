@@ -50,15 +50,23 @@ async fn open_storage(opts: &Options) -> anyhow::Result<Arc<dyn Storage>> {
 pub async fn build(opts: &Options) -> anyhow::Result<Arc<ApiServer>> {
     let metrics = Metrics::new();
     let backend = open_storage(opts).await?;
-    let storage: Arc<dyn Storage> = Arc::new(InstrumentedStorage::new(backend, metrics.clone()));
+    let instrumented: Arc<dyn Storage> =
+        Arc::new(InstrumentedStorage::new(backend, metrics.clone()));
     let prefix = opts.etcd_prefix.trim_end_matches('/');
     let ctx = registry::BuildContext {
-        storage: Arc::clone(&storage),
+        storage: Arc::clone(&instrumented),
         etcd_prefix: prefix.to_string(),
         service_cluster_ip_range: opts.service_cluster_ip_range,
         service_node_port_range: opts.node_port_range().map_err(anyhow::Error::msg)?,
     };
-    let registry = Registry::new(registry::all_resources(&ctx), Arc::clone(&storage), prefix);
+    let resources = registry::all_resources(&ctx);
+    // Many watchers of one resource share one etcd watch through the cache.
+    let cache = Arc::new(storage::cache::CachedStorage::from_arc(
+        Arc::new(Arc::clone(&instrumented)),
+        storage::cache::CacheOptions::new(registry::storage_prefixes(&resources, prefix)),
+    ));
+    let storage: Arc<dyn Storage> = cache.clone();
+    let registry = Registry::new(resources, Arc::clone(&storage), Some(cache), prefix);
     let registry_admission = admission::build(opts, &registry)?;
     let advertise = opts
         .advertise_address

@@ -367,10 +367,16 @@ pub struct Registry {
     index: std::collections::HashMap<(String, String, String), usize>,
 }
 
+/// The watch cache in front of storage: every resource's key range is cached.
+pub type WatchCache = storage::cache::CachedStorage<Arc<dyn storage::Storage>>;
+
 impl Registry {
+    /// Stores over `storage`, with list-from-cache reads served by `cache` when given
+    /// (`storage` should then be that cache too, so watches share its backend watch).
     pub fn new(
         resources: Vec<Resource>,
         storage: Arc<dyn storage::Storage>,
+        cache: Option<Arc<WatchCache>>,
         etcd_prefix: &str,
     ) -> Self {
         let mut stores = Vec::new();
@@ -386,7 +392,8 @@ impl Registry {
                 stores.len(),
             );
             let store = store::Store::new(resource.strategy, Arc::clone(&storage), etcd_prefix)
-                .with_hooks(resource.hooks);
+                .with_hooks(resource.hooks)
+                .with_cache(cache.clone());
             stores.push(Arc::new(store));
         }
         Registry { stores, index }
@@ -408,6 +415,24 @@ impl Registry {
     pub fn stores(&self) -> &[Arc<store::Store>] {
         &self.stores
     }
+}
+
+/// The key prefixes of every resource, for the watch cache. Resources sharing a storage
+/// path (two versions of one resource) share one prefix.
+pub fn storage_prefixes(resources: &[Resource], etcd_prefix: &str) -> Vec<String> {
+    let mut prefixes: Vec<String> = resources
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}/",
+                etcd_prefix.trim_end_matches('/'),
+                r.strategy.info().storage_path
+            )
+        })
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    prefixes
 }
 
 /// Every resource this server serves, in discovery order within each group.

@@ -112,6 +112,7 @@ pub enum DeleteOutcome {
 pub struct Store {
     strategy: StrategyRef,
     storage: Arc<dyn Storage>,
+    cache: Option<Arc<crate::registry::WatchCache>>,
     hooks: Option<Arc<dyn StoreHooks>>,
     /// `<etcd-prefix>/<storage path>/`
     root: String,
@@ -134,9 +135,15 @@ impl Store {
         Store {
             strategy,
             storage,
+            cache: None,
             hooks: None,
             root,
         }
+    }
+
+    pub fn with_cache(mut self, cache: Option<Arc<crate::registry::WatchCache>>) -> Self {
+        self.cache = cache;
+        self
     }
 
     pub fn with_hooks(mut self, hooks: Option<Arc<dyn StoreHooks>>) -> Self {
@@ -283,6 +290,9 @@ impl Store {
         params: &ListParams,
     ) -> Result<ListPage, StatusError> {
         let prefix = self.prefix(namespace);
+        if let Some(page) = self.list_from_cache(&prefix, params).await? {
+            return Ok(page);
+        }
         let (mut start_key, mut revision) = (None, parse_list_revision(params)?);
         if let Some(token) = params.continue_token.as_deref().filter(|t| !t.is_empty()) {
             let (rev, start) = decode_continue(token, &prefix)?;
@@ -356,6 +366,51 @@ impl Store {
             continue_token,
             remaining: (more && exact && remaining > 0).then_some(remaining),
         })
+    }
+
+    /// Serve a list from the watch cache when the request allows any state at least as
+    /// new as a given resourceVersion (upstream: `resourceVersion` set, not `Exact`, no
+    /// continue token). `limit` is ignored there, as upstream's cache ignored it.
+    async fn list_from_cache(
+        &self,
+        prefix: &str,
+        params: &ListParams,
+    ) -> Result<Option<ListPage>, StatusError> {
+        let Some(cache) = &self.cache else {
+            return Ok(None);
+        };
+        let Some(rv) = params.resource_version.as_deref() else {
+            return Ok(None);
+        };
+        if params.continue_token.is_some()
+            || params.resource_version_match.as_deref() == Some("Exact")
+        {
+            return Ok(None);
+        }
+        let min: Revision = rv.parse().map_err(|_| invalid_rv(rv))?;
+        if min > 0 {
+            cache
+                .wait_for_revision(prefix, min)
+                .await
+                .map_err(|e| self.storage_error(e, ""))?;
+        }
+        let (kvs, revision) = cache
+            .list_from_cache(prefix)
+            .await
+            .map_err(|e| self.storage_error(e, ""))?;
+        let mut items = Vec::with_capacity(kvs.len());
+        for kv in &kvs {
+            let obj = self.decode_stored(kv)?;
+            if self.matches(&obj, params) {
+                items.push(obj);
+            }
+        }
+        Ok(Some(ListPage {
+            items,
+            resource_version: revision,
+            continue_token: None,
+            remaining: None,
+        }))
     }
 
     pub async fn create(
@@ -969,10 +1024,13 @@ impl Store {
             let page = self
                 .list(
                     namespace,
+                    // "0" or a revision: any state at least that new, from the cache;
+                    // unset: a consistent read.
                     &ListParams {
                         limit: None,
                         continue_token: None,
-                        resource_version: None,
+                        resource_version: (!rv.is_empty()).then(|| rv.clone()),
+                        resource_version_match: None,
                         ..params.clone()
                     },
                 )

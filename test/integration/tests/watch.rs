@@ -32,7 +32,9 @@ async fn watch_from_a_compacted_revision_gets_410() {
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let first = api.create(&PostParams::default(), &configmap("a")).await.unwrap();
     let old_rv = first.metadata.resource_version.unwrap();
-    let last = api.create(&PostParams::default(), &configmap("b")).await.unwrap();
+    api.create(&PostParams::default(), &configmap("b")).await.unwrap();
+    let last = api.create(&PostParams::default(), &configmap("c")).await.unwrap();
+    // Watching from `old_rv` needs old_rv+1, which is now older than the compaction.
     compact(&cp, &last.metadata.resource_version.unwrap());
     let mut stream = api.watch(&WatchParams::default().timeout(10), &old_rv).await.unwrap().boxed();
     match stream.try_next().await.unwrap() {
@@ -139,14 +141,15 @@ async fn kube_rs_watcher_relists_after_410() {
 
     // While the watcher is cut off, history moves on and is compacted away.
     proxy.cut();
-    let after = direct.create(&PostParams::default(), &configmap("after")).await.unwrap();
+    direct.create(&PostParams::default(), &configmap("after")).await.unwrap();
+    let after = direct.create(&PostParams::default(), &configmap("after-2")).await.unwrap();
     compact(&cp, &after.metadata.resource_version.unwrap());
     proxy.restore();
 
     // Resuming from its last resourceVersion gets 410, so the watcher lists again.
     let mut relisted = wait_init(&mut rx).await;
     relisted.sort();
-    assert_eq!(relisted, vec!["after".to_string(), "before".to_string()]);
+    assert_eq!(relisted, vec!["after".to_string(), "after-2".to_string(), "before".to_string()]);
     // And it keeps watching.
     direct.create(&PostParams::default(), &configmap("later")).await.unwrap();
     let mut seen_later = false;
