@@ -92,6 +92,11 @@ pub struct Options {
     #[arg(long = "disable-admission-plugins", value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,
 
+    /// Events each resource's watch cache keeps for watchers resuming from an older
+    /// resourceVersion (older ones get 410 Gone and re-list). 0 disables the cache.
+    #[arg(long = "default-watch-cache-size", default_value_t = 100)]
+    pub default_watch_cache_size: usize,
+
     /// An optional field indicating the minimum number of seconds a handler must keep a
     /// request open before timing it out (watches).
     #[arg(long = "min-request-timeout", default_value_t = 1800)]

@@ -61,12 +61,19 @@ pub async fn build(opts: &Options) -> anyhow::Result<Arc<ApiServer>> {
     };
     let resources = registry::all_resources(&ctx);
     // Many watchers of one resource share one etcd watch through the cache.
-    let cache = Arc::new(storage::cache::CachedStorage::from_arc(
-        Arc::new(Arc::clone(&instrumented)),
-        storage::cache::CacheOptions::new(registry::storage_prefixes(&resources, prefix)),
-    ));
-    let storage: Arc<dyn Storage> = cache.clone();
-    let registry = Registry::new(resources, Arc::clone(&storage), Some(cache), prefix);
+    let (storage, cache): (Arc<dyn Storage>, _) = if opts.default_watch_cache_size > 0 {
+        let mut options =
+            storage::cache::CacheOptions::new(registry::storage_prefixes(&resources, prefix));
+        options.capacity = opts.default_watch_cache_size;
+        let cache = Arc::new(storage::cache::CachedStorage::from_arc(
+            Arc::new(Arc::clone(&instrumented)),
+            options,
+        ));
+        (cache.clone(), Some(cache))
+    } else {
+        (Arc::clone(&instrumented), None)
+    };
+    let registry = Registry::new(resources, Arc::clone(&storage), cache, prefix);
     let registry_admission = admission::build(opts, &registry)?;
     let advertise = opts
         .advertise_address

@@ -5,7 +5,13 @@ use http::{Method, Request, StatusCode};
 use integration::ControlPlane;
 use serde_json::{json, Value};
 
-async fn send(client: &kube::Client, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+async fn send(
+    client: &kube::Client,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
     let req = Request::builder()
         .method(method)
         .uri(path)
@@ -13,10 +19,17 @@ async fn send(client: &kube::Client, method: Method, path: &str, content_type: &
         .header(http::header::ACCEPT, "application/json")
         .body(body)
         .unwrap();
-    let resp = client.send(req.map(kube::client::Body::from)).await.unwrap();
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .unwrap();
     let status = resp.status();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, value)
 }
 
@@ -28,7 +41,10 @@ fn assert_status(got: &(StatusCode, Value), code: u16, reason: &str, message_par
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["reason"], reason, "{body}");
     let message = body["message"].as_str().unwrap_or_default();
-    assert!(message.contains(message_part), "message {message:?} lacks {message_part:?}");
+    assert!(
+        message.contains(message_part),
+        "message {message:?} lacks {message_part:?}"
+    );
 }
 
 const CM_PATH: &str = "/api/v1/namespaces/default/configmaps";
@@ -38,64 +54,200 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let cp = ControlPlane::start().unwrap();
     let client = cp.client().await.unwrap();
     let good = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}, "data": {"k": "v"}});
-    let (status, created) = send(&client, Method::POST, CM_PATH, "application/json", good.to_string().into_bytes()).await;
+    let (status, created) = send(
+        &client,
+        Method::POST,
+        CM_PATH,
+        "application/json",
+        good.to_string().into_bytes(),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let stored_rv = created["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let stored_rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let item = format!("{CM_PATH}/keep");
 
     // Malformed JSON and YAML.
-    let r = send(&client, Method::POST, CM_PATH, "application/json", b"{\"apiVersion\": \"v1\",".to_vec()).await;
+    let r = send(
+        &client,
+        Method::POST,
+        CM_PATH,
+        "application/json",
+        b"{\"apiVersion\": \"v1\",".to_vec(),
+    )
+    .await;
     assert_status(&r, 400, "BadRequest", "");
-    let r = send(&client, Method::PUT, &item, "application/yaml", b"metadata: [unclosed".to_vec()).await;
+    let r = send(
+        &client,
+        Method::PUT,
+        &item,
+        "application/yaml",
+        b"metadata: [unclosed".to_vec(),
+    )
+    .await;
     assert_status(&r, 400, "BadRequest", "");
     // Wrong apiVersion / kind.
     let wrong = json!({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
-    let r = send(&client, Method::POST, CM_PATH, "application/json", wrong.to_string().into_bytes()).await;
-    assert_status(&r, 400, "BadRequest", "does not match the expected API version (v1)");
+    let r = send(
+        &client,
+        Method::POST,
+        CM_PATH,
+        "application/json",
+        wrong.to_string().into_bytes(),
+    )
+    .await;
+    assert_status(
+        &r,
+        400,
+        "BadRequest",
+        "does not match the expected API version (v1)",
+    );
     let wrong = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}});
-    let r = send(&client, Method::POST, CM_PATH, "application/json", wrong.to_string().into_bytes()).await;
+    let r = send(
+        &client,
+        Method::POST,
+        CM_PATH,
+        "application/json",
+        wrong.to_string().into_bytes(),
+    )
+    .await;
     assert_status(&r, 400, "BadRequest", "Secret");
     // Name in the body differs from the URL.
     let renamed = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "resourceVersion": stored_rv}, "data": {"k": "changed"}});
-    let r = send(&client, Method::PUT, &item, "application/json", renamed.to_string().into_bytes()).await;
+    let r = send(
+        &client,
+        Method::PUT,
+        &item,
+        "application/json",
+        renamed.to_string().into_bytes(),
+    )
+    .await;
     assert_status(&r, 400, "BadRequest", "does not match the name on the URL");
     // Namespace in the body differs from the URL.
     let elsewhere = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "y", "namespace": "kube-system"}});
-    let r = send(&client, Method::POST, CM_PATH, "application/json", elsewhere.to_string().into_bytes()).await;
+    let r = send(
+        &client,
+        Method::POST,
+        CM_PATH,
+        "application/json",
+        elsewhere.to_string().into_bytes(),
+    )
+    .await;
     assert_status(&r, 400, "BadRequest", "does not match the namespace");
     // An invalid name.
-    let invalid = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}});
-    let r = send(&client, Method::POST, CM_PATH, "application/json", invalid.to_string().into_bytes()).await;
-    assert_status(&r, 422, "Invalid", r#"ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name""#);
+    let invalid =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}});
+    let r = send(
+        &client,
+        Method::POST,
+        CM_PATH,
+        "application/json",
+        invalid.to_string().into_bytes(),
+    )
+    .await;
+    assert_status(
+        &r,
+        422,
+        "Invalid",
+        r#"ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name""#,
+    );
     assert_eq!(r.1["details"]["causes"][0]["field"], "metadata.name");
     // Unknown and duplicate fields under Strict validation.
     let strict = format!("{CM_PATH}?fieldValidation=Strict");
-    let unknown = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"z"},"spec":{"a":1}}"#.to_vec();
+    let unknown =
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"z"},"spec":{"a":1}}"#
+            .to_vec();
     let r = send(&client, Method::POST, &strict, "application/json", unknown).await;
-    assert_status(&r, 400, "BadRequest", r#"strict decoding error: unknown field "spec""#);
+    assert_status(
+        &r,
+        400,
+        "BadRequest",
+        r#"strict decoding error: unknown field "spec""#,
+    );
     let dup = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"z"},"data":{"a":"1"},"data":{"b":"2"}}"#.to_vec();
     let r = send(&client, Method::POST, &strict, "application/json", dup).await;
     assert_status(&r, 400, "BadRequest", r#"duplicate field "data""#);
     // A body over 3 MiB.
     let huge = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "huge"}, "data": {"k": "x".repeat(3 * 1024 * 1024 + 10)}});
-    let r = send(&client, Method::POST, CM_PATH, "application/json", huge.to_string().into_bytes()).await;
+    let r = send(
+        &client,
+        Method::POST,
+        CM_PATH,
+        "application/json",
+        huge.to_string().into_bytes(),
+    )
+    .await;
     assert_status(&r, 413, "RequestEntityTooLarge", "Request entity too large");
     // A stale resourceVersion.
     let stale = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep", "resourceVersion": "1"}, "data": {"k": "stale"}});
-    let r = send(&client, Method::PUT, &item, "application/json", stale.to_string().into_bytes()).await;
-    assert_status(&r, 409, "Conflict", r#"Operation cannot be fulfilled on configmaps "keep": the object has been modified"#);
+    let r = send(
+        &client,
+        Method::PUT,
+        &item,
+        "application/json",
+        stale.to_string().into_bytes(),
+    )
+    .await;
+    assert_status(
+        &r,
+        409,
+        "Conflict",
+        r#"Operation cannot be fulfilled on configmaps "keep": the object has been modified"#,
+    );
     // An unsupported media type and an unknown resource.
-    let r = send(&client, Method::POST, CM_PATH, "text/plain", b"hello".to_vec()).await;
+    let r = send(
+        &client,
+        Method::POST,
+        CM_PATH,
+        "text/plain",
+        b"hello".to_vec(),
+    )
+    .await;
     assert_status(&r, 415, "UnsupportedMediaType", "");
-    let r = send(&client, Method::GET, "/api/v1/namespaces/default/widgets", "application/json", Vec::new()).await;
-    assert_status(&r, 404, "NotFound", "the server could not find the requested resource");
-    let r = send(&client, Method::GET, &format!("{CM_PATH}/missing"), "application/json", Vec::new()).await;
+    let r = send(
+        &client,
+        Method::GET,
+        "/api/v1/namespaces/default/widgets",
+        "application/json",
+        Vec::new(),
+    )
+    .await;
+    assert_status(
+        &r,
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    );
+    let r = send(
+        &client,
+        Method::GET,
+        &format!("{CM_PATH}/missing"),
+        "application/json",
+        Vec::new(),
+    )
+    .await;
     assert_status(&r, 404, "NotFound", r#"configmaps "missing" not found"#);
     // Creating in a namespace that does not exist.
-    let r = send(&client, Method::POST, "/api/v1/namespaces/nowhere/configmaps", "application/json", good.to_string().into_bytes()).await;
+    let r = send(
+        &client,
+        Method::POST,
+        "/api/v1/namespaces/nowhere/configmaps",
+        "application/json",
+        good.to_string().into_bytes(),
+    )
+    .await;
     assert_status(&r, 404, "NotFound", r#"namespaces "nowhere" not found"#);
     // The system namespaces cannot be deleted.
-    let r = send(&client, Method::DELETE, "/api/v1/namespaces/kube-system", "application/json", Vec::new()).await;
+    let r = send(
+        &client,
+        Method::DELETE,
+        "/api/v1/namespaces/kube-system",
+        "application/json",
+        Vec::new(),
+    )
+    .await;
     assert_status(&r, 403, "Forbidden", "this namespace may not be deleted");
 
     // Nothing stored changed.
@@ -103,8 +255,20 @@ async fn bad_requests_are_refused_and_change_nothing() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(now["metadata"]["resourceVersion"], Value::String(stored_rv));
     assert_eq!(now["data"], json!({"k": "v"}));
-    let (_, list) = send(&client, Method::GET, CM_PATH, "application/json", Vec::new()).await;
-    let names: Vec<&str> = list["items"].as_array().unwrap().iter().filter_map(|i| i["metadata"]["name"].as_str()).collect();
+    let (_, list) = send(
+        &client,
+        Method::GET,
+        CM_PATH,
+        "application/json",
+        Vec::new(),
+    )
+    .await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
     assert_eq!(names, vec!["keep"]);
 }
 
@@ -114,7 +278,14 @@ async fn lists_page_with_limit_and_continue() {
     let client = cp.client().await.unwrap();
     for i in 0..7 {
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}"), "labels": {"even": (i % 2 == 0).to_string()}}});
-        let (s, _) = send(&client, Method::POST, CM_PATH, "application/json", cm.to_string().into_bytes()).await;
+        let (s, _) = send(
+            &client,
+            Method::POST,
+            CM_PATH,
+            "application/json",
+            cm.to_string().into_bytes(),
+        )
+        .await;
         assert_eq!(s, StatusCode::CREATED);
     }
     let mut names = Vec::new();
@@ -124,7 +295,13 @@ async fn lists_page_with_limit_and_continue() {
         let (s, page) = send(&client, Method::GET, &next, "application/json", Vec::new()).await;
         assert_eq!(s, StatusCode::OK, "{page}");
         pages += 1;
-        names.extend(page["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()));
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["metadata"]["name"].as_str().unwrap().to_string()),
+        );
         match page["metadata"]["continue"].as_str() {
             Some(token) => {
                 assert!(page["metadata"]["remainingItemCount"].as_i64().unwrap() > 0);
@@ -136,10 +313,29 @@ async fn lists_page_with_limit_and_continue() {
     assert_eq!(pages, 3);
     assert_eq!(names, (0..7).map(|i| format!("cm-{i}")).collect::<Vec<_>>());
     // Label selectors with paging fill pages with matching items only.
-    let (_, page) = send(&client, Method::GET, &format!("{CM_PATH}?limit=2&labelSelector=even%3Dtrue"), "application/json", Vec::new()).await;
-    let got: Vec<&str> = page["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap()).collect();
+    let (_, page) = send(
+        &client,
+        Method::GET,
+        &format!("{CM_PATH}?limit=2&labelSelector=even%3Dtrue"),
+        "application/json",
+        Vec::new(),
+    )
+    .await;
+    let got: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(got, vec!["cm-0", "cm-2"]);
     // A garbage continue token is a 400.
-    let r = send(&client, Method::GET, &format!("{CM_PATH}?continue=garbage"), "application/json", Vec::new()).await;
+    let r = send(
+        &client,
+        Method::GET,
+        &format!("{CM_PATH}?continue=garbage"),
+        "application/json",
+        Vec::new(),
+    )
+    .await;
     assert_status(&r, 400, "BadRequest", "continue");
 }

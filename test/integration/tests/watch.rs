@@ -13,7 +13,8 @@ use kube::runtime::watcher;
 use tokio::net::{TcpListener, TcpStream};
 
 fn configmap(name: &str) -> ConfigMap {
-    serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
+    serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"k": "v"}}))
+        .unwrap()
 }
 
 fn compact(cp: &ControlPlane, revision: &str) {
@@ -22,7 +23,11 @@ fn compact(cp: &ControlPlane, revision: &str) {
         .env("ETCDCTL_API", "3")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -30,18 +35,34 @@ async fn watch_from_a_compacted_revision_gets_410() {
     let cp = ControlPlane::start().unwrap();
     let client = cp.client().await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
-    let first = api.create(&PostParams::default(), &configmap("a")).await.unwrap();
+    let first = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .unwrap();
     let old_rv = first.metadata.resource_version.unwrap();
-    api.create(&PostParams::default(), &configmap("b")).await.unwrap();
-    let last = api.create(&PostParams::default(), &configmap("c")).await.unwrap();
+    api.create(&PostParams::default(), &configmap("b"))
+        .await
+        .unwrap();
+    let last = api
+        .create(&PostParams::default(), &configmap("c"))
+        .await
+        .unwrap();
     // Watching from `old_rv` needs old_rv+1, which is now older than the compaction.
     compact(&cp, &last.metadata.resource_version.unwrap());
-    let mut stream = api.watch(&WatchParams::default().timeout(10), &old_rv).await.unwrap().boxed();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(10), &old_rv)
+        .await
+        .unwrap()
+        .boxed();
     match stream.try_next().await.unwrap() {
         Some(WatchEvent::Error(e)) => {
             assert_eq!(e.code, 410);
             assert_eq!(e.reason, "Expired");
-            assert!(e.message.contains("too old resource version"), "{}", e.message);
+            assert!(
+                e.message.contains("too old resource version"),
+                "{}",
+                e.message
+            );
         }
         other => panic!("expected a 410 error event, got {other:?}"),
     }
@@ -65,13 +86,17 @@ impl Proxy {
         let (b, g) = (Arc::clone(&blocked), Arc::clone(&generation));
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
                 if b.load(Ordering::SeqCst) {
                     continue;
                 }
                 let mut cut = g.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = cut.changed() => {}
@@ -79,7 +104,11 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, blocked, generation }
+        Proxy {
+            port,
+            blocked,
+            generation,
+        }
     }
 
     fn cut(&self) {
@@ -94,9 +123,13 @@ impl Proxy {
 
 #[tokio::test]
 async fn kube_rs_watcher_relists_after_410() {
-    let cp = ControlPlane::start().unwrap();
+    // A small watch cache, so that a watcher cut off for a few writes falls out of it.
+    let cp = ControlPlane::start_with(&["--default-watch-cache-size=5"]).unwrap();
     let direct: Api<ConfigMap> = Api::namespaced(cp.client().await.unwrap(), "default");
-    direct.create(&PostParams::default(), &configmap("before")).await.unwrap();
+    direct
+        .create(&PostParams::default(), &configmap("before"))
+        .await
+        .unwrap();
 
     let proxy = Proxy::start(cp.port).await;
     let mut config = kube::Config::from_custom_kubeconfig(
@@ -106,7 +139,8 @@ async fn kube_rs_watcher_relists_after_410() {
     .await
     .unwrap();
     config.cluster_url = format!("https://127.0.0.1:{}", proxy.port).parse().unwrap();
-    let proxied: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(config).unwrap(), "default");
+    let proxied: Api<ConfigMap> =
+        Api::namespaced(kube::Client::try_from(config).unwrap(), "default");
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
@@ -117,11 +151,15 @@ async fn kube_rs_watcher_relists_after_410() {
             }
         }
     });
-    let names_of_init = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Result<watcher::Event<ConfigMap>, String>>| {
+    let names_of_init = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<
+        Result<watcher::Event<ConfigMap>, String>,
+    >| {
         let mut names = Vec::new();
         loop {
             match rx.try_recv() {
-                Ok(Ok(watcher::Event::InitApply(cm))) => names.push(cm.metadata.name.unwrap_or_default()),
+                Ok(Ok(watcher::Event::InitApply(cm))) => {
+                    names.push(cm.metadata.name.unwrap_or_default())
+                }
                 Ok(Ok(watcher::Event::InitDone)) => return Some(names),
                 Ok(_) => {}
                 Err(_) => return None,
@@ -139,19 +177,43 @@ async fn kube_rs_watcher_relists_after_410() {
     };
     assert_eq!(wait_init(&mut rx).await, vec!["before".to_string()]);
 
-    // While the watcher is cut off, history moves on and is compacted away.
+    // While the watcher is cut off, history moves on beyond what the server keeps.
     proxy.cut();
-    direct.create(&PostParams::default(), &configmap("after")).await.unwrap();
-    let after = direct.create(&PostParams::default(), &configmap("after-2")).await.unwrap();
+    direct
+        .create(&PostParams::default(), &configmap("after"))
+        .await
+        .unwrap();
+    for i in 0..10 {
+        let name = format!("churn-{i}");
+        direct
+            .create(&PostParams::default(), &configmap(&name))
+            .await
+            .unwrap();
+        direct.delete(&name, &Default::default()).await.unwrap();
+    }
+    let after = direct
+        .create(&PostParams::default(), &configmap("after-2"))
+        .await
+        .unwrap();
     compact(&cp, &after.metadata.resource_version.unwrap());
     proxy.restore();
 
     // Resuming from its last resourceVersion gets 410, so the watcher lists again.
     let mut relisted = wait_init(&mut rx).await;
     relisted.sort();
-    assert_eq!(relisted, vec!["after".to_string(), "after-2".to_string(), "before".to_string()]);
+    assert_eq!(
+        relisted,
+        vec![
+            "after".to_string(),
+            "after-2".to_string(),
+            "before".to_string()
+        ]
+    );
     // And it keeps watching.
-    direct.create(&PostParams::default(), &configmap("later")).await.unwrap();
+    direct
+        .create(&PostParams::default(), &configmap("later"))
+        .await
+        .unwrap();
     let mut seen_later = false;
     for _ in 0..100 {
         if let Ok(Ok(watcher::Event::Apply(cm))) = rx.try_recv() {
