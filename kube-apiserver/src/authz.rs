@@ -35,14 +35,11 @@ impl Authorizer {
     }
 
     pub fn authorize(&self, user: &UserInfo, info: &RequestInfo) -> Result<(), StatusError> {
-        // The first mode with an opinion decides; health and version stay reachable.
-        for mode in &self.modes {
-            match mode {
-                Mode::AlwaysAllow => return Ok(()),
-                Mode::AlwaysDeny => break,
-            }
+        // The first mode decides: both modes here always have an opinion.
+        match self.modes.first() {
+            Some(Mode::AlwaysAllow) => Ok(()),
+            Some(Mode::AlwaysDeny) | None => Err(forbidden(user, info)),
         }
-        Err(forbidden(user, info))
     }
 }
 

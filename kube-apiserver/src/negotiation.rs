@@ -123,6 +123,8 @@ pub enum BodyType {
     MergePatch,
     StrategicMergePatch,
     ApplyPatch,
+    /// `application/vnd.kubernetes.protobuf`, which kubectl's typed clients send.
+    Protobuf,
 }
 
 pub fn body_type(content_type: Option<&str>) -> Result<BodyType, StatusError> {
@@ -136,6 +138,7 @@ pub fn body_type(content_type: Option<&str>) -> Result<BodyType, StatusError> {
         "application/merge-patch+json" => Ok(BodyType::MergePatch),
         "application/strategic-merge-patch+json" => Ok(BodyType::StrategicMergePatch),
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(BodyType::ApplyPatch),
+        "application/vnd.kubernetes.protobuf" => Ok(BodyType::Protobuf),
         other => Err(StatusError::unsupported_media_type(other)),
     }
 }
@@ -151,6 +154,37 @@ pub fn decode(body: &[u8], yaml: bool) -> Result<Value, StatusError> {
     }
     serde_json::from_slice(body)
         .map_err(|e| StatusError::bad_request(format!("error decoding request body: {e}")))
+}
+
+/// Decode a request body carrying a whole object (create, update, subresource bodies,
+/// DeleteOptions) from JSON, YAML or Kubernetes protobuf into JSON.
+pub fn decode_object_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, StatusError> {
+    let value = match body_type(content_type)? {
+        BodyType::Json => decode(body, false)?,
+        BodyType::Yaml => decode(body, true)?,
+        BodyType::Protobuf => {
+            use k8s_protobuf::ProtobufError;
+            match k8s_protobuf::decode_envelope(body) {
+                Ok((_, value)) => value,
+                Err(e @ ProtobufError::UnknownKind { .. }) => {
+                    return Err(StatusError::new(415, apimachinery::StatusReason::UnsupportedMediaType, e.to_string()))
+                }
+                Err(e) => return Err(StatusError::bad_request(format!("error decoding protobuf body: {e}"))),
+            }
+        }
+        other => {
+            return Err(StatusError::unsupported_media_type(match other {
+                BodyType::JsonPatch => "application/json-patch+json",
+                BodyType::MergePatch => "application/merge-patch+json",
+                BodyType::StrategicMergePatch => "application/strategic-merge-patch+json",
+                _ => "application/apply-patch+yaml",
+            }))
+        }
+    };
+    if !value.is_object() {
+        return Err(StatusError::bad_request("the body of the request must be a JSON object"));
+    }
+    Ok(value)
 }
 
 /// Encode a response body in the negotiated form.
@@ -209,11 +243,12 @@ mod tests {
             BodyType::MergePatch
         );
         assert_eq!(
-            body_type(Some("application/vnd.kubernetes.protobuf"))
-                .unwrap_err()
-                .code,
-            415
+            body_type(Some("application/vnd.kubernetes.protobuf")).unwrap(),
+            BodyType::Protobuf
         );
+        assert_eq!(body_type(Some("text/plain")).unwrap_err().code, 415);
+        let e = decode_object_body(Some("application/vnd.kubernetes.protobuf"), b"not protobuf").unwrap_err();
+        assert_eq!(e.code, 400);
         let v = decode(b"apiVersion: v1\nkind: ConfigMap\ndata:\n  a: '1'\n", true).unwrap();
         assert_eq!(v["data"]["a"], "1");
         assert_eq!(decode(b"{not json", false).unwrap_err().code, 400);

@@ -97,6 +97,16 @@ pub struct Options {
     #[arg(long = "default-watch-cache-size", default_value_t = 100)]
     pub default_watch_cache_size: usize,
 
+    /// Indicates the tolerationSeconds of the toleration for notReady:NoExecute that is
+    /// added by default to every pod that does not already have such a toleration.
+    #[arg(long = "default-not-ready-toleration-seconds", default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+
+    /// Indicates the tolerationSeconds of the toleration for unreachable:NoExecute that
+    /// is added by default to every pod that does not already have such a toleration.
+    #[arg(long = "default-unreachable-toleration-seconds", default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
+
     /// An optional field indicating the minimum number of seconds a handler must keep a
     /// request open before timing it out (watches).
     #[arg(long = "min-request-timeout", default_value_t = 1800)]

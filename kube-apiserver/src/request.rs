@@ -78,7 +78,10 @@ pub fn parse(method: &http::Method, path: &str, query: &HashMap<String, String>)
     }
     // /namespaces/{ns}/{resource}... names a namespaced resource, except
     // /namespaces/{name}[/status|finalize] which is the namespace itself.
-    if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
+    if rest.first() == Some(&"namespaces")
+        && rest.len() >= 3
+        && !matches!(rest[2], "status" | "finalize")
+    {
         info.namespace = rest[1].into();
         rest = &rest[2..];
     }

@@ -1,6 +1,9 @@
 //! HTTP handling: routing of every path the server answers, and the reply type.
 
+pub mod approval;
+pub mod binding;
 pub mod discovery;
+pub mod eviction;
 pub mod health;
 pub mod patch;
 pub mod resource;

@@ -25,9 +25,10 @@ impl Patch {
             BodyType::MergePatch => object_body(body, false).map(Patch::Merge),
             BodyType::StrategicMergePatch => object_body(body, false).map(Patch::Strategic),
             BodyType::ApplyPatch => object_body(body, true).map(Patch::Apply),
-            BodyType::Json | BodyType::Yaml => {
+            BodyType::Json | BodyType::Yaml | BodyType::Protobuf => {
                 Err(StatusError::unsupported_media_type(match body_type {
                     BodyType::Yaml => "application/yaml",
+                    BodyType::Protobuf => "application/vnd.kubernetes.protobuf",
                     _ => "application/json",
                 }))
             }
@@ -47,12 +48,28 @@ impl Patch {
         field_manager: Option<&str>,
         force: bool,
     ) -> Result<Value, StatusError> {
+        self.apply_through(server, info, current, field_manager, force, "")
+    }
+
+    /// [`Patch::apply`] through a subresource (`status`), which names server-side apply's
+    /// manager entry.
+    pub fn apply_through(
+        &self,
+        server: &ApiServer,
+        info: &ResourceInfo,
+        current: Option<&Value>,
+        field_manager: Option<&str>,
+        force: bool,
+        subresource: &str,
+    ) -> Result<Value, StatusError> {
         let Some(current) = current else {
             return match self {
-                Patch::Apply(applied) => Ok(crate::fieldmanager::apply_new(
+                Patch::Apply(applied) => crate::fieldmanager::apply_new(
+                    info,
                     applied,
                     field_manager.unwrap_or_default(),
-                )),
+                    subresource,
+                ),
                 _ => Err(StatusError::not_found(&info.group_resource(), "")),
             };
         };
@@ -66,12 +83,12 @@ impl Patch {
                 doc = server.strategic_merge(&info.definition, current, patch)?;
             }
             Patch::Apply(applied) => {
-                doc = crate::fieldmanager::apply(
-                    server,
+                doc = crate::fieldmanager::apply_to(
                     info,
-                    current,
+                    Some(current),
                     applied,
                     field_manager.unwrap_or_default(),
+                    subresource,
                     force,
                 )?;
             }

@@ -70,8 +70,11 @@ pub async fn handle(
     if namespaced && namespace.is_empty() && !matches!(info.verb.as_str(), "list" | "watch") {
         return Err(not_found_path());
     }
-    let ctx = request_context(req.query, req.user.clone())?;
+    let ctx = request_context(req.query, req.headers, req.user.clone())?;
     match (info.verb.as_str(), sub) {
+        _ if crate::handlers::binding::serves(&store, sub) => {
+            crate::handlers::binding::handle(server, &store, namespace, &req, &ctx).await
+        }
         ("get", "") | ("get", "status") => {
             let obj = store.get(namespace, &info.name).await?;
             Ok(object_reply(
@@ -85,13 +88,17 @@ pub async fn handle(
         ("list", _) => list(&store, namespace, &req).await,
         ("watch", _) => watch(server, &store, namespace, &req).await,
         ("create", "") => create(server, &store, namespace, &req, &ctx).await,
-        ("update", "") | ("update", "status") => {
+        ("update", "") | ("update", "status") | ("update", "finalize") => {
             update(server, &store, namespace, &req, &ctx).await
         }
         ("patch", "") | ("patch", "status") => patch(server, &store, namespace, &req, &ctx).await,
         ("delete", "") => delete(server, &store, namespace, &req, &ctx).await,
         ("deletecollection", "") => delete_collection(server, &store, namespace, &req, &ctx).await,
         (_, "scale") => crate::handlers::scale::handle(server, &store, namespace, &req, &ctx).await,
+        (_, "approval") => crate::handlers::approval::handle(server, &store, &req, &ctx).await,
+        (_, "eviction") => {
+            crate::handlers::eviction::handle(server, &store, namespace, &req, &ctx).await
+        }
         (verb, sub) => Err(StatusError::method_not_supported(
             &store.info().group_resource(),
             if sub.is_empty() { verb } else { sub },
@@ -101,6 +108,7 @@ pub async fn handle(
 
 fn request_context(
     query: &HashMap<String, String>,
+    headers: &HeaderMap,
     user: UserInfo,
 ) -> Result<RequestContext, StatusError> {
     let dry_run = match query.get("dryRun").map(String::as_str) {
@@ -116,6 +124,14 @@ fn request_context(
         user,
         dry_run,
         field_manager: query.get("fieldManager").cloned(),
+        user_agent: Some(
+            headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        tracking: Default::default(),
     })
 }
 
@@ -356,26 +372,12 @@ fn decode_object(
     req: &ResourceRequest<'_>,
     namespace: &str,
 ) -> Result<(Value, Vec<String>), StatusError> {
-    let body_type = negotiation::body_type(
-        req.headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    )?;
-    let yaml = match body_type {
-        BodyType::Json => false,
-        BodyType::Yaml => true,
-        _ => {
-            return Err(StatusError::unsupported_media_type(&format!(
-                "{body_type:?}"
-            )))
-        }
-    };
-    let mut obj = negotiation::decode(&req.body, yaml)?;
-    if !obj.is_object() {
-        return Err(StatusError::bad_request(
-            "the body of the request must be a JSON object",
-        ));
-    }
+    let content_type = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let mut obj = negotiation::decode_object_body(content_type, &req.body)?;
+    let is_json = negotiation::body_type(content_type)? == BodyType::Json;
     let info = store.info();
     check_type_meta(&mut obj, info)?;
     let body_ns = object::namespace(&obj);
@@ -384,7 +386,7 @@ fn decode_object(
             "the namespace of the provided object does not match the namespace sent on the request",
         ));
     }
-    let raw_json = if yaml { None } else { Some(&req.body[..]) };
+    let raw_json = is_json.then_some(&req.body[..]);
     let warnings = server.field_validation(req.query, &info.definition, &obj, raw_json)?;
     Ok((obj, warnings))
 }
@@ -431,6 +433,7 @@ async fn create(
     req: &ResourceRequest<'_>,
     ctx: &RequestContext,
 ) -> Result<Reply, StatusError> {
+    crate::fieldmanager::validate_options("CreateOptions", ctx.field_manager.as_deref())?;
     let (obj, warnings) = decode_object(server, store, req, namespace)?;
     let created = store.create(namespace, obj, ctx, &server.admission).await?;
     Ok(
@@ -446,11 +449,12 @@ async fn update(
     req: &ResourceRequest<'_>,
     ctx: &RequestContext,
 ) -> Result<Reply, StatusError> {
+    crate::fieldmanager::validate_options("UpdateOptions", ctx.field_manager.as_deref())?;
     let (obj, warnings) = decode_object(server, store, req, namespace)?;
-    let target = if req.info.subresource == "status" {
-        UpdateTarget::Status
-    } else {
-        UpdateTarget::Main
+    let target = match req.info.subresource.as_str() {
+        "status" => UpdateTarget::Status,
+        "finalize" => UpdateTarget::Finalize,
+        _ => UpdateTarget::Main,
     };
     let name = req.info.name.clone();
     let allow_create = target == UpdateTarget::Main && store.strategy().allow_create_on_update();
@@ -486,11 +490,20 @@ async fn patch(
         .and_then(|v| v.to_str().ok());
     let body_type = negotiation::body_type(content_type)?;
     let patch = crate::handlers::patch::Patch::decode(body_type, &req.body)?;
-    if body_type == BodyType::ApplyPatch && ctx.field_manager.as_deref().is_none_or(str::is_empty) {
-        return Err(StatusError::bad_request(
-            "PATCH, application/apply-patch+yaml requests must have fieldManager set",
-        ));
-    }
+    crate::fieldmanager::validate_patch_options(
+        patch.is_apply(),
+        ctx.field_manager.as_deref(),
+        req.query.contains_key("force"),
+    )?;
+    // Server-side apply records managedFields itself; other patches are updates.
+    let ctx = &RequestContext {
+        tracking: if patch.is_apply() {
+            crate::fieldmanager::Tracking::Applied
+        } else {
+            crate::fieldmanager::Tracking::Update
+        },
+        ..ctx.clone()
+    };
     let target = if req.info.subresource == "status" {
         UpdateTarget::Status
     } else {
@@ -512,8 +525,14 @@ async fn patch(
             ctx,
             &server.admission,
             |current| {
-                let mut obj =
-                    patch.apply(server, &info, current, ctx.field_manager.as_deref(), force)?;
+                let mut obj = patch.apply_through(
+                    server,
+                    &info,
+                    current,
+                    ctx.field_manager.as_deref(),
+                    force,
+                    &req.info.subresource,
+                )?;
                 if current.is_none() {
                     // Server-side apply creates what does not exist yet.
                     check_type_meta(&mut obj, &info)?;
@@ -539,7 +558,8 @@ async fn patch(
 fn delete_params(req: &ResourceRequest<'_>) -> Result<DeleteParams, StatusError> {
     let mut params = DeleteParams::default();
     if !req.body.is_empty() {
-        let body = negotiation::decode(&req.body, false)?;
+        let content_type = req.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let body = negotiation::decode_object_body(content_type, &req.body)?;
         if let Some(kind) = body.get("kind").and_then(Value::as_str) {
             if kind != "DeleteOptions" {
                 return Err(StatusError::bad_request(format!(
@@ -553,6 +573,16 @@ fn delete_params(req: &ResourceRequest<'_>) -> Result<DeleteParams, StatusError>
             .and_then(Value::as_str)
             .map(str::to_string);
         params.orphan_dependents = body.get("orphanDependents").and_then(Value::as_bool);
+        params.dry_run = match body.get("dryRun") {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(values)) if values.is_empty() => false,
+            Some(Value::Array(values)) if values.iter().all(|v| v == "All") => true,
+            Some(other) => {
+                return Err(StatusError::bad_request(format!(
+                    "dryRun: Unsupported value: {other}: supported values: \"All\""
+                )))
+            }
+        };
         if let Some(pre) = body.get("preconditions") {
             params.precondition_uid = pre.get("uid").and_then(Value::as_str).map(str::to_string);
             params.precondition_resource_version = pre
@@ -614,6 +644,7 @@ async fn delete(
     ctx: &RequestContext,
 ) -> Result<Reply, StatusError> {
     let params = delete_params(req)?;
+    let ctx = &RequestContext { dry_run: ctx.dry_run || params.dry_run, ..ctx.clone() };
     let outcome = store
         .delete(namespace, &req.info.name, &params, ctx, &server.admission)
         .await?;
@@ -667,6 +698,7 @@ async fn delete_collection(
     let list = list_params(req.query)?;
     store.check_field_selector(&list.field_selector)?;
     let params = delete_params(req)?;
+    let ctx = &RequestContext { dry_run: ctx.dry_run || params.dry_run, ..ctx.clone() };
     let ns = (!namespace.is_empty()).then_some(namespace);
     let deleted = store
         .delete_collection(ns, &list, &params, ctx, &server.admission)

@@ -155,6 +155,11 @@ pub async fn handle(
         }
     };
     let resource_info = store.info().clone();
+    // The parent records the write as an update through the scale subresource.
+    let ctx = &RequestContext {
+        tracking: crate::fieldmanager::Tracking::Subresource("scale"),
+        ..ctx.clone()
+    };
     let (updated, _) = store
         .update_with(
             namespace,

@@ -271,6 +271,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// Reset what a client may not set on create (e.g. status).
     fn prepare_for_create(&self, obj: &mut Value);
 
+    /// [`Strategy::prepare_for_create`] with the requesting user, for resources that
+    /// record who created them (a CertificateSigningRequest's `spec.username`).
+    fn prepare_for_create_by(&self, obj: &mut Value, _user: &crate::request::UserInfo) {
+        self.prepare_for_create(obj);
+    }
+
     /// Carry over what a client may not change on update (e.g. status on the main
     /// resource).
     fn prepare_for_update(&self, new: &mut Value, old: &Value);

@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use storage::{EventKind, KeyValue, ListOptions, Revision, Storage, StorageError, WatchItem};
 
 use crate::admission::{Admission, Attributes, Operation};
+use crate::fieldmanager;
 use crate::object;
 use crate::registry::{ResourceInfo, StoreHooks, Strategy, StrategyRef};
 use crate::request::UserInfo;
@@ -30,6 +31,11 @@ pub struct RequestContext {
     pub user: UserInfo,
     pub dry_run: bool,
     pub field_manager: Option<String>,
+    /// The request's User-Agent, which names the field manager of a write without
+    /// `fieldManager` (as upstream's `managerOrUserAgent`).
+    pub user_agent: Option<String>,
+    /// How the write is recorded in `metadata.managedFields`.
+    pub tracking: crate::fieldmanager::Tracking,
 }
 
 /// Options of `list` and `watch` (upstream `metav1.ListOptions`), parsed.
@@ -90,6 +96,9 @@ pub struct DeleteParams {
     pub precondition_resource_version: Option<String>,
     pub propagation_policy: Option<String>,
     pub orphan_dependents: Option<bool>,
+    /// `dryRun: ["All"]` in the DeleteOptions body (kubectl sends it there, not in the
+    /// query).
+    pub dry_run: bool,
 }
 
 enum DeletionAction {
@@ -123,6 +132,20 @@ pub struct Store {
 pub enum UpdateTarget {
     Main,
     Status,
+    /// `namespaces/finalize`: everything but status comes from the request (upstream's
+    /// finalize strategy), so `spec.finalizers` can change.
+    Finalize,
+}
+
+impl UpdateTarget {
+    /// The subresource admission sees.
+    fn subresource(self) -> Option<String> {
+        match self {
+            UpdateTarget::Main => None,
+            UpdateTarget::Status => Some("status".to_string()),
+            UpdateTarget::Finalize => Some("finalize".to_string()),
+        }
+    }
 }
 
 impl Store {
@@ -439,6 +462,8 @@ impl Store {
         } else {
             object::remove_meta(&mut obj, "namespace");
         }
+        // managedFields describe the request's object, before admission changes it.
+        let tracked = self.begin_tracking(None, &obj, ctx, None);
         let mut attrs = Attributes::new(
             Operation::Create,
             self.info(),
@@ -451,7 +476,10 @@ impl Store {
         let mut obj = attrs.object.take().unwrap_or(Value::Null);
 
         self.prepare_metadata_for_create(&mut obj);
-        self.strategy.prepare_for_create(&mut obj);
+        self.strategy.prepare_for_create_by(&mut obj, &ctx.user);
+        if let Some(tracked) = tracked {
+            tracked.finish(None, &mut obj);
+        }
         let name = object::name(&obj).to_string();
         let mut errors = self.validate_metadata(&obj);
         errors.extend(self.strategy.validate(&obj));
@@ -619,6 +647,12 @@ impl Store {
                     &errors,
                 ));
             }
+            let mut new = new;
+            if requested_rv.is_empty() {
+                // An unconditional update applies to the version just read, as upstream's
+                // (metadata validation requires a resourceVersion).
+                object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
+            }
             let mut new = self
                 .prepare_update(new, &old, target, namespace, name, ctx, admission)
                 .await?;
@@ -687,6 +721,48 @@ impl Store {
         Err(StatusError::object_modified(&self.resource(), name))
     }
 
+    /// Read-modify-write of the stored object without the strategy's update preparation,
+    /// validation or admission, as upstream's `GuaranteedUpdate` does for subresources
+    /// that own a narrow part of an object (`pods/binding`). `update` maps the current
+    /// object to the new one; conflicts are retried.
+    pub async fn guaranteed_update<F>(
+        &self,
+        namespace: &str,
+        name: &str,
+        dry_run: bool,
+        mut update: F,
+    ) -> Result<Value, StatusError>
+    where
+        F: FnMut(Value) -> Result<Value, StatusError> + Send,
+    {
+        let key = self.key(namespace, name);
+        let mut current = self.get_kv(namespace, name).await?;
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let Some(kv) = current.clone() else {
+                return Err(StatusError::not_found(&self.resource(), name));
+            };
+            let new = update(self.decode_stored(&kv)?)?;
+            if dry_run {
+                return Ok(new);
+            }
+            let result = self
+                .storage
+                .update(
+                    &key,
+                    self.encode_for_storage(&new)?,
+                    kv.mod_revision,
+                    self.ttl(&new),
+                )
+                .await;
+            match result {
+                Ok(kv) => return self.decode_stored(&kv),
+                Err(StorageError::Conflict { current: c, .. }) => current = c,
+                Err(e) => return Err(self.storage_error(e, name)),
+            }
+        }
+        Err(StatusError::object_modified(&self.resource(), name))
+    }
+
     async fn update_done(&self, new: &Value, old: &Value, stored: bool) {
         if let Some(hooks) = &self.hooks {
             hooks.update_done(new, old, stored).await;
@@ -714,8 +790,9 @@ impl Store {
         if self.info().namespaced {
             object::set_meta(&mut new, "namespace", namespace);
         }
+        let tracked = self.begin_tracking(Some(old), &new, ctx, target.subresource());
         let mut attrs = Attributes::new(Operation::Update, self.info(), namespace, name, ctx);
-        attrs.subresource = (target == UpdateTarget::Status).then(|| "status".to_string());
+        attrs.subresource = target.subresource();
         attrs.old_object = Some(old.clone());
         attrs.object = Some(new);
         admission.admit(&mut attrs).await?;
@@ -724,8 +801,20 @@ impl Store {
         match target {
             UpdateTarget::Main => self.strategy.prepare_for_update(&mut new, old),
             UpdateTarget::Status => self.strategy.prepare_for_status_update(&mut new, old),
+            UpdateTarget::Finalize => {
+                let status = old.get("status").cloned();
+                if let Some(map) = new.as_object_mut() {
+                    match status {
+                        Some(status) => map.insert("status".to_string(), status),
+                        None => map.remove("status"),
+                    };
+                }
+            }
         }
         self.carry_metadata(&mut new, old, target);
+        if let Some(tracked) = tracked {
+            tracked.finish(Some(old), &mut new);
+        }
         let mut errors = ErrorList::new();
         errors.extend(validation::validate_object_meta_update_json(
             object::metadata(&new),
@@ -743,6 +832,25 @@ impl Store {
         attrs.object = Some(new);
         admission.validate(&attrs).await?;
         Ok(attrs.object.take().unwrap_or(Value::Null))
+    }
+
+    /// Start recording a write in managedFields (see `crate::fieldmanager`); `None` when
+    /// server-side apply already did, or the write names no manager (internal writes).
+    fn begin_tracking(
+        &self,
+        old: Option<&Value>,
+        new: &Value,
+        ctx: &RequestContext,
+        subresource: Option<String>,
+    ) -> Option<fieldmanager::PendingUpdate> {
+        let subresource = match ctx.tracking {
+            fieldmanager::Tracking::Applied => return None,
+            fieldmanager::Tracking::Subresource(s) => s.to_string(),
+            fieldmanager::Tracking::Update => subresource.unwrap_or_default(),
+        };
+        let manager =
+            fieldmanager::manager_name(ctx.field_manager.as_deref(), ctx.user_agent.as_deref())?;
+        fieldmanager::begin_update(self.info(), old, new, &manager, &subresource)
     }
 
     /// Metadata the system owns comes from the stored object; generation moves on spec
@@ -944,7 +1052,7 @@ impl Store {
     }
 
     fn strategy_grace_period(&self, obj: &Value, params: &DeleteParams) -> i64 {
-        if self.info().kind != "Pod" || self.info().group != "" {
+        if self.info().kind != "Pod" || !self.info().group.is_empty() {
             return 0;
         }
         // Pods not yet bound to a node have nothing to stop gracefully.
@@ -957,13 +1065,18 @@ impl Store {
         ) {
             return 0;
         }
-        params
+        let period = params
             .grace_period_seconds
             .or_else(|| {
                 object::path(obj, "spec.terminationGracePeriodSeconds").and_then(Value::as_i64)
             })
-            .unwrap_or(30)
-            .max(0)
+            .unwrap_or(30);
+        // Upstream turns a negative period into one second rather than an immediate delete.
+        if period < 0 {
+            1
+        } else {
+            period
+        }
     }
 
     /// Delete every object matching `params` in `namespace`.
@@ -1237,7 +1350,7 @@ fn name_validator(info: &ResourceInfo) -> validation::NameValidator {
         | ("apps", "statefulsets")
         | ("apps", "daemonsets")
         | ("apps", "replicasets") => validation::NameValidator::Dns1123Subdomain,
-        ("rbac.authorization.k8s.io", _) | ("", "nodes") => validation::NameValidator::PathSegment,
+        ("rbac.authorization.k8s.io", _) => validation::NameValidator::PathSegment,
         _ => validation::NameValidator::Dns1123Subdomain,
     }
 }

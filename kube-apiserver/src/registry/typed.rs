@@ -42,6 +42,10 @@ pub trait TypedStrategy: Send + Sync + 'static {
 
     fn prepare_for_update(&self, _new: &mut Self::Object, _old: &Self::Object) {}
 
+    /// The status subresource's preparation, after everything but status has been taken
+    /// from the stored object (e.g. status fields a writer may not clear).
+    fn prepare_for_status_update(&self, _new: &mut Self::Object, _old: &Self::Object) {}
+
     fn validate(&self, _obj: &Self::Object) -> ErrorList {
         Vec::new()
     }
@@ -164,6 +168,9 @@ impl<S: TypedStrategy> Strategy for Typed<S> {
         }
         if !rv.is_empty() {
             crate::object::set_meta(new, "resourceVersion", rv);
+        }
+        if let Some(old) = self.from_json(old) {
+            self.edit(new, |n| self.strategy.prepare_for_status_update(n, &old));
         }
     }
 

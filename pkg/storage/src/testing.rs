@@ -161,6 +161,27 @@ impl EtcdServer {
         &self.dir_path
     }
 
+    /// Freeze etcd (SIGSTOP): connections stay open but nothing answers, as when etcd
+    /// hangs or is cut off. [`EtcdServer::resume`] undoes it.
+    pub fn pause(&self) -> std::io::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Let a paused etcd run again (SIGCONT).
+    pub fn resume(&self) -> std::io::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> std::io::Result<()> {
+        let pid = self.etcd_pid.ok_or_else(|| std::io::Error::other("etcd pid unknown"))?;
+        let status = Command::new("kill").arg(signal).arg(pid.to_string()).status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("kill {signal} {pid} failed: {status}")))
+        }
+    }
+
     /// etcd's log so far (for test failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir_path.join("etcd.log")).unwrap_or_default()
@@ -213,6 +234,8 @@ fn free_port() -> std::io::Result<SocketAddr> {
 
 impl Drop for EtcdServer {
     fn drop(&mut self) {
+        // A paused etcd would not act on the watchdog's SIGTERM.
+        let _ = self.resume();
         // End of file on the watchdog's stdin: it stops etcd and waits for it.
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(10);

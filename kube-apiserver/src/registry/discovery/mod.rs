@@ -1,7 +1,14 @@
 //! The `discovery.k8s.io` API group, version v1.
 
+pub mod endpointslice;
+
+use std::sync::Arc;
+
+use crate::registry::typed::Typed;
 use crate::registry::{BuildContext, Resource};
 
 pub fn resources(_ctx: &BuildContext) -> Vec<Resource> {
-    Vec::new()
+    vec![Resource::new(Arc::new(Typed::new(
+        endpointslice::EndpointSliceStrategy,
+    )))]
 }

@@ -1,7 +1,14 @@
-//! The `policy` API group, version v1.
+//! The `policy` API group, version v1: PodDisruptionBudgets.
 
+pub mod pdb;
+
+use std::sync::Arc;
+
+use crate::registry::typed::Typed;
 use crate::registry::{BuildContext, Resource};
 
 pub fn resources(_ctx: &BuildContext) -> Vec<Resource> {
-    Vec::new()
+    vec![Resource::new(Arc::new(Typed::new(
+        pdb::PodDisruptionBudgetStrategy,
+    )))]
 }
