@@ -51,6 +51,9 @@ use typed::{Comparison, Typed};
 
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// The manager of the fields an object had before anyone recorded managedFields.
+const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
 /// Longest field manager name (upstream's `FieldManagerMaxLength`).
 pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
 
@@ -228,21 +231,28 @@ impl PendingUpdate {
         };
         let t = Typed::new(Schema::global());
         let root = Some(self.root);
-        let added = t.drop_reverted(root, &cmp.added, Some(live), Some(post));
-        let modified = t.drop_reverted(root, &cmp.modified, Some(live), Some(post));
-        let removed = t.drop_reverted(root, &cmp.removed, Some(live), Some(post));
-        let changed = added.union(&modified);
+        let Comparison {
+            mut added,
+            mut modified,
+            mut removed,
+        } = cmp;
+        t.retain_changed(root, &mut added, Some(live), Some(post));
+        t.retain_changed(root, &mut modified, Some(live), Some(post));
+        t.retain_changed(root, &mut removed, Some(live), Some(post));
+        let mut changed = added.union_owned(modified);
         let mut managed = self.managed;
         for e in &mut managed.entries {
-            e.set = e.set.difference(&changed).difference(&removed);
+            e.set.subtract(&changed);
+            e.set.subtract(&removed);
         }
         managed.drop_empty();
-        let current = changed.difference(strip_set());
+        changed.subtract(strip_set());
+        let current = changed;
         if !current.is_empty() {
             let now = object::now_rfc3339();
             match managed.get_mut(&self.id) {
                 Some(e) => {
-                    e.set = current.union(&e.set);
+                    e.set = current.union_owned(std::mem::take(&mut e.set));
                     e.api_version = self.api_version;
                     e.time = Some(now);
                 }
@@ -396,23 +406,38 @@ pub fn apply_to(
     subresource: &str,
     force: bool,
 ) -> Result<Value, StatusError> {
-    let api_version = info.api_version();
     let config_api_version = config.get("apiVersion").and_then(Value::as_str);
     let config_kind = config.get("kind").and_then(Value::as_str);
-    if config_api_version != Some(api_version.as_str()) || config_kind != Some(info.kind) {
-        return Err(StatusError::bad_request(format!(
-            "invalid object type: {}",
-            gvk_string(config)
-        )));
-    }
+    let api_version = match (config_api_version, config_kind) {
+        (Some(v), Some(k)) if serves_type(info, v, k) => v.to_string(),
+        _ => {
+            return Err(StatusError::bad_request(format!(
+                "invalid object type: {}",
+                gvk_string(config)
+            )))
+        }
+    };
     if managed_fields_of(config).is_some_and(|v| !v.is_null()) {
         return Err(StatusError::bad_request(
             "metadata.managedFields must be nil",
         ));
     }
     let live = live.unwrap_or(empty_object());
-    let managed = Managed::decode(managed_fields_of(live))
+    let mut managed = Managed::decode(managed_fields_of(live))
         .map_err(|e| StatusError::internal(format!("failed to decode managed fields: {e}")))?;
+    // Fields of an object nobody recorded belong to "before-first-apply", so that the
+    // first applier conflicts with them rather than silently taking them (upstream's
+    // skipNonAppliedManager).
+    let before_first_apply;
+    let live = if managed.is_empty() && live.as_object().is_some_and(|m| !m.is_empty()) {
+        let mut recorded = live.clone();
+        update(info, None, &mut recorded, BEFORE_FIRST_APPLY, subresource);
+        managed = Managed::decode(managed_fields_of(&recorded)).unwrap_or_default();
+        before_first_apply = recorded;
+        &before_first_apply
+    } else {
+        live
+    };
     let schema = Schema::global();
     let root = schema
         .root(&info.definition)
@@ -477,6 +502,26 @@ pub fn apply_to(
         }
     }
     Ok(result)
+}
+
+/// Whether an applied object's type is the endpoint's: the kind of its definition (a
+/// subresource such as scale applies its own type, `autoscaling/v1` Scale).
+fn serves_type(info: &ResourceInfo, api_version: &str, kind: &str) -> bool {
+    let tagged = openapi::Definitions::global()
+        .get(&info.definition)
+        .and_then(|d| d.get("x-kubernetes-group-version-kind"))
+        .and_then(Value::as_array);
+    match tagged {
+        Some(gvks) if !gvks.is_empty() => gvks.iter().any(|gvk| {
+            let s = |k: &str| gvk.get(k).and_then(Value::as_str).unwrap_or_default();
+            let expected = match s("group") {
+                "" => s("version").to_string(),
+                group => format!("{group}/{}", s("version")),
+            };
+            expected == api_version && s("kind") == kind
+        }),
+        _ => api_version == info.api_version() && kind == info.kind,
+    }
 }
 
 fn has_last_applied(obj: &Value) -> bool {
@@ -605,6 +650,28 @@ impl ApplyCtx<'_> {
                 .difference(&cmp.removed),
         )
     }
+}
+
+/// The managedFields of the scale subresource of `parent`: the entries that own the
+/// replica count (at `replicas_path`, dotted), as owners of the Scale's `spec.replicas`
+/// (upstream's `ScaleHandler.ToSubresource`).
+pub fn scale_managed_fields(parent: &Value, replicas_path: &str) -> Option<Value> {
+    let path: Vec<&str> = replicas_path.split('.').collect();
+    let replicas = Path::fields(&path);
+    let mut scale_set = Set::new();
+    scale_set.insert(&Path::fields(&["spec", "replicas"]).0);
+    let parent_managed = Managed::decode(managed_fields_of(parent)).ok()?;
+    let entries = parent_managed
+        .entries
+        .into_iter()
+        .filter(|e| e.set.has(&replicas.0))
+        .map(|e| Entry {
+            set: scale_set.clone(),
+            api_version: "autoscaling/v1".into(),
+            ..e
+        })
+        .collect();
+    Managed { entries }.encode()
 }
 
 /// Upstream's `ValidateFieldManager` on the `fieldManager` of create, update and patch

@@ -128,6 +128,93 @@ impl Set {
         Set { members, children }
     }
 
+    /// [`Set::union`] consuming both sets, moving their elements instead of copying them.
+    pub fn union_owned(self, other: Set) -> Set {
+        if other.is_empty() {
+            return self;
+        }
+        if self.is_empty() {
+            return other;
+        }
+        let mut members = Vec::with_capacity(self.members.len() + other.members.len());
+        let mut a = self.members.into_iter().peekable();
+        let mut b = other.members.into_iter().peekable();
+        loop {
+            let order = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => break,
+            };
+            match order {
+                Ordering::Less => members.extend(a.next()),
+                Ordering::Greater => members.extend(b.next()),
+                Ordering::Equal => {
+                    members.extend(a.next());
+                    b.next();
+                }
+            }
+        }
+        let mut children = Vec::with_capacity(self.children.len() + other.children.len());
+        let mut a = self.children.into_iter().peekable();
+        let mut b = other.children.into_iter().peekable();
+        loop {
+            let order = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => x.0.cmp(&y.0),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => break,
+            };
+            match order {
+                Ordering::Less => children.extend(a.next()),
+                Ordering::Greater => children.extend(b.next()),
+                Ordering::Equal => {
+                    if let (Some((pe, x)), Some((_, y))) = (a.next(), b.next()) {
+                        children.push((pe, x.union_owned(y)));
+                    }
+                }
+            }
+        }
+        Set { members, children }
+    }
+
+    /// [`Set::difference`] in place.
+    pub fn subtract(&mut self, other: &Set) {
+        if other.is_empty() {
+            return;
+        }
+        self.members.retain(|m| !other.has_member(m));
+        self.children.retain_mut(|(pe, set)| {
+            if let Some(o) = other.child(pe) {
+                set.subtract(o);
+            }
+            !set.is_empty()
+        });
+    }
+
+    /// [`Set::recursive_difference`] in place.
+    pub fn recursive_subtract(&mut self, other: &Set) {
+        if other.is_empty() {
+            return;
+        }
+        self.members.retain(|m| !other.has_member(m));
+        self.children.retain_mut(|(pe, set)| {
+            if other.has_member(pe) {
+                return false;
+            }
+            if let Some(o) = other.child(pe) {
+                set.recursive_subtract(o);
+            }
+            !set.is_empty()
+        });
+    }
+
+    /// Mutable access for in-place filters; callers keep the parts sorted and drop empty
+    /// children.
+    pub(crate) fn parts_mut(&mut self) -> (&mut Vec<PathElement>, &mut Vec<(PathElement, Set)>) {
+        (&mut self.members, &mut self.children)
+    }
+
     pub fn intersection(&self, other: &Set) -> Set {
         let members = self
             .members
@@ -379,6 +466,10 @@ mod tests {
         assert_eq!(s, set(&[&["a"]]));
     }
 
+    fn b_member_of(_: &Set) -> Set {
+        set(&[&["b"]])
+    }
+
     #[test]
     fn set_operations() {
         let a = set(&[&["a"], &["b", "c"], &["b", "d"]]);
@@ -388,6 +479,14 @@ mod tests {
             set(&[&["a"], &["b", "c"], &["b", "d"], &["e"]])
         );
         assert_eq!(a.intersection(&b), set(&[&["b", "c"]]));
+        assert_eq!(a.clone().union_owned(b.clone()), a.union(&b));
+        assert_eq!(b.clone().union_owned(a.clone()), a.union(&b));
+        let mut sub = a.clone();
+        sub.subtract(&b);
+        assert_eq!(sub, a.difference(&b));
+        let mut rsub = a.clone();
+        rsub.recursive_subtract(&b_member_of(&a));
+        assert_eq!(rsub, a.recursive_difference(&b_member_of(&a)));
         assert_eq!(a.difference(&b), set(&[&["a"], &["b", "d"]]));
         assert!(a.difference(&a).is_empty());
         // A member removes its subtree only in the recursive difference.

@@ -589,34 +589,59 @@ async fn the_store_does_not_give_pod_creators_status() {
 }
 
 #[test]
-fn zz_timing_scratch() {
+fn apply_to_a_subresource_type_checks_its_own_kind() {
+    let mut info = deployments();
+    info.definition = "io.k8s.api.autoscaling.v1.Scale".into();
+    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web"},
+        "spec": {"replicas": 3}});
+    let live = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web",
+            "managedFields": [{"manager": "hpa", "operation": "Apply", "apiVersion": "autoscaling/v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}, "subresource": "scale"}]},
+        "spec": {"replicas": 1}});
+    let out = apply_to(&info, Some(&live), &scale, "hpa", "scale", false).unwrap();
+    assert_eq!(out["spec"]["replicas"], 3);
+    assert_eq!(entry(&out, "hpa", "Apply")["apiVersion"], "autoscaling/v1");
+    let mut wrong = scale.clone();
+    wrong["kind"] = json!("Deployment");
+    assert_eq!(
+        apply_to(&info, Some(&live), &wrong, "hpa", "scale", false)
+            .unwrap_err()
+            .message,
+        "invalid object type: autoscaling/v1, Kind=Deployment"
+    );
+}
+
+#[test]
+fn fields_nobody_recorded_belong_to_before_first_apply() {
+    let live = cm(json!({"a": "1", "b": "2"}));
+    let err = apply_cm(Some(&live), cm(json!({"a": "9"})), "m", false).unwrap_err();
+    assert_eq!(
+        err.message,
+        r#"Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .data.a"#
+    );
+    let out = apply_cm(Some(&live), cm(json!({"a": "1"})), "m", false).unwrap();
+    assert_eq!(
+        fields(&out, "before-first-apply", "Update"),
+        json!({"f:data": {".": {}, "f:a": {}, "f:b": {}}})
+    );
+    assert_eq!(fields(&out, "m", "Apply"), json!({"f:data": {"f:a": {}}}));
+}
+
+#[test]
+fn the_scale_subresource_shows_who_owns_replicas() {
     let info = deployments();
-    let obj = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web", "tier": "x"}},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": {
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": "nginx:1", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
-                "ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}], "resources": {"limits": {"cpu": "1"}}}]}}},
-    });
-    let start = std::time::Instant::now();
-    let n = 2000;
-    for _ in 0..n {
-        let mut o = obj.clone();
-        update(&info, None, &mut o, "kubectl-create", "");
-    }
-    eprintln!("create tracking: {:?} per object", start.elapsed() / n);
-    let mut o = obj.clone();
-    update(&info, None, &mut o, "kubectl-create", "");
-    let start = std::time::Instant::now();
-    for _ in 0..n {
-        let mut o2 = o.clone();
-        o2["spec"]["replicas"] = json!(5);
-        update(&info, Some(&o), &mut o2, "kubectl-scale", "");
-    }
-    eprintln!("update tracking: {:?} per object", start.elapsed() / n);
-    let start = std::time::Instant::now();
-    for _ in 0..n {
-        let _ = o.clone();
-    }
-    eprintln!("clone: {:?} per object", start.elapsed() / n);
+    let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}}}});
+    update(&info, None, &mut d, "kubectl-create", "");
+    let mf = scale_managed_fields(&d, "spec.replicas").unwrap();
+    assert_eq!(mf[0]["manager"], "kubectl-create");
+    assert_eq!(mf[0]["apiVersion"], "autoscaling/v1");
+    assert_eq!(mf[0]["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+    let mut scaled = d.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    update(&info, Some(&d), &mut scaled, "kubectl", "scale");
+    let mf = scale_managed_fields(&scaled, "spec.replicas").unwrap();
+    assert_eq!(mf.as_array().unwrap().len(), 1);
+    assert_eq!(mf[0]["manager"], "kubectl");
+    assert_eq!(mf[0]["subresource"], "scale");
 }

@@ -51,9 +51,9 @@ impl Comparison {
         if ignored.is_empty() {
             return;
         }
-        self.added = self.added.recursive_difference(ignored);
-        self.modified = self.modified.recursive_difference(ignored);
-        self.removed = self.removed.recursive_difference(ignored);
+        self.added.recursive_subtract(ignored);
+        self.modified.recursive_subtract(ignored);
+        self.removed.recursive_subtract(ignored);
     }
 }
 
@@ -84,16 +84,47 @@ struct CmpAcc {
 }
 
 impl CmpAcc {
-    fn add(&mut self, pe: &PathElement, mark: Mark, sub: Comparison) {
-        match mark {
-            Mark::Added => self.added.members.push(pe.clone()),
-            Mark::Removed => self.removed.members.push(pe.clone()),
-            Mark::Modified => self.modified.members.push(pe.clone()),
-            Mark::None => {}
+    /// Record a child's comparison; `pe` is moved into the last place that needs it.
+    fn add(&mut self, pe: PathElement, mark: Mark, sub: Comparison) {
+        enum Slot {
+            Member(Mark),
+            Added(Set),
+            Modified(Set),
+            Removed(Set),
         }
-        self.added.child(pe, sub.added);
-        self.modified.child(pe, sub.modified);
-        self.removed.child(pe, sub.removed);
+        let mut slots: [Option<Slot>; 4] = [None, None, None, None];
+        let mut n = 0;
+        let mut push = |slot: Slot| {
+            slots[n] = Some(slot);
+            n += 1;
+        };
+        if mark != Mark::None {
+            push(Slot::Member(mark));
+        }
+        if !sub.added.is_empty() {
+            push(Slot::Added(sub.added));
+        }
+        if !sub.modified.is_empty() {
+            push(Slot::Modified(sub.modified));
+        }
+        if !sub.removed.is_empty() {
+            push(Slot::Removed(sub.removed));
+        }
+        let mut pe = Some(pe);
+        for (i, slot) in slots.into_iter().take(n).enumerate() {
+            let this = if i + 1 == n { pe.take() } else { pe.clone() };
+            let (Some(slot), Some(this)) = (slot, this) else {
+                continue;
+            };
+            match slot {
+                Slot::Member(Mark::Added) => self.added.members.push(this),
+                Slot::Member(Mark::Modified) => self.modified.members.push(this),
+                Slot::Member(_) => self.removed.members.push(this),
+                Slot::Added(set) => self.added.children.push((this, set)),
+                Slot::Modified(set) => self.modified.children.push((this, set)),
+                Slot::Removed(set) => self.removed.children.push((this, set)),
+            }
+        }
     }
 
     fn finish(self) -> Comparison {
@@ -324,7 +355,7 @@ impl<'s> Typed<'s> {
                         None
                     };
                     let (mark, sub) = self.cmp_node(fty, lv, rv, skip, false)?;
-                    acc.add(&PathElement::field(key), mark, sub);
+                    acc.add(PathElement::field(key), mark, sub);
                     Ok::<(), String>(())
                 };
                 for (k, lv) in lm.into_iter().flatten() {
@@ -380,7 +411,7 @@ impl<'s> Typed<'s> {
                 (a, b) if a <= 1 && b <= 1 => {
                     let (mark, sub) =
                         self.cmp_node(elem, ls.first().copied(), rs.first().copied(), None, false)?;
-                    acc.add(pe, mark, sub);
+                    acc.add(pe.clone(), mark, sub);
                 }
                 (a, b) if a >= 2 && b >= 2 => {
                     let same = ls.iter().zip(rs).all(|(x, y)| values_equal(x, y));
@@ -391,14 +422,14 @@ impl<'s> Typed<'s> {
                 (a, _) if a >= 2 => {
                     if let Some(r0) = rs.first() {
                         let (mark, sub) = self.cmp_node(elem, None, Some(r0), None, false)?;
-                        acc.add(pe, mark, sub);
+                        acc.add(pe.clone(), mark, sub);
                     }
                     acc.removed.members.push(pe.clone());
                 }
                 _ => {
                     if let Some(l0) = ls.first() {
                         let (mark, sub) = self.cmp_node(elem, Some(l0), None, None, false)?;
-                        acc.add(pe, mark, sub);
+                        acc.add(pe.clone(), mark, sub);
                     }
                     acc.added.members.push(pe.clone());
                 }
@@ -618,16 +649,16 @@ impl<'s> Typed<'s> {
         }
     }
 
-    /// The paths of `set` (changes from `old`) that `post` still has changed: a leaf is
-    /// dropped when its value in `post` is again the one in `old`, a path that has paths
-    /// under it when `post` has it exactly when `old` does.
-    pub fn drop_reverted<'v>(
+    /// Keep the paths of `set` (changes from `old`) that `post` still has changed: a leaf
+    /// goes when its value in `post` is again the one in `old`, a path with paths under it
+    /// when `post` has it exactly when `old` does.
+    pub fn retain_changed(
         &self,
         ty: Option<TypeId>,
-        set: &Set,
-        old: Option<&'v Value>,
-        post: Option<&'v Value>,
-    ) -> Set {
+        set: &mut Set,
+        old: Option<&Value>,
+        post: Option<&Value>,
+    ) {
         fn present(v: Option<&Value>) -> bool {
             v.is_some_and(|v| !v.is_null())
         }
@@ -673,10 +704,11 @@ impl<'s> Typed<'s> {
                 _ => None,
             }
         };
-        let mut acc = Acc::default();
-        for pe in set.members() {
+        let (members, children) = set.parts_mut();
+        members.retain(|pe| {
             let (o, p) = (lookup(old, &old_items, pe), lookup(post, &post_items, pe));
-            let keep = if set.child(pe).is_some() {
+            let has_children = children.binary_search_by(|(c, _)| c.cmp(pe)).is_ok();
+            if has_children {
                 present(o) != present(p)
             } else {
                 match (o.filter(|v| !v.is_null()), p.filter(|v| !v.is_null())) {
@@ -684,17 +716,13 @@ impl<'s> Typed<'s> {
                     (Some(a), Some(b)) => !values_equal(a, b),
                     _ => true,
                 }
-            };
-            if keep {
-                acc.members.push(pe.clone());
             }
-        }
-        for (pe, sub) in set.children() {
+        });
+        children.retain_mut(|(pe, sub)| {
             let (o, p) = (lookup(old, &old_items, pe), lookup(post, &post_items, pe));
-            let kept = self.drop_reverted(child_ty(pe), sub, o, p);
-            acc.child(pe, kept);
-        }
-        acc.finish()
+            self.retain_changed(child_ty(pe), sub, o, p);
+            !sub.is_empty()
+        });
     }
 
     /// `set` plus, as members, every struct field under which it has paths (upstream's

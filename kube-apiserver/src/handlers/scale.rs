@@ -50,6 +50,10 @@ pub fn scale_of(obj: &Value, info: &ScaleInfo) -> Value {
     if let Some(ns) = meta.get("namespace") {
         metadata["namespace"] = ns.clone();
     }
+    // Who owns the replica count, as the Scale's own managedFields.
+    if let Some(mf) = crate::fieldmanager::scale_managed_fields(obj, info.spec_replicas) {
+        metadata["managedFields"] = mf;
+    }
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

@@ -1,4 +1,5 @@
 //! Server-side apply and managedFields, driven by the real kubectl (v1.32).
+#![allow(clippy::unwrap_used)]
 
 use integration::ControlPlane;
 use serde_json::Value;
@@ -290,4 +291,88 @@ fn kubectl_writes_are_recorded_as_updates() {
         serde_json::json!({"f:data": {"f:color": {}, "f:shape": {}}})
     );
     assert!(entry(&obj, "kubectl-patch", "Update").is_none(), "{obj:#}");
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+        ports:
+        - containerPort: 80
+";
+
+#[test]
+fn scaling_takes_replicas_from_the_applier() {
+    let cp = ControlPlane::start().unwrap();
+    let deploy = write(&cp, "deploy.yaml", DEPLOYMENT);
+    cp.kubectl_ok(&["apply", "--server-side", "-f", &deploy])
+        .unwrap();
+    let obj = get_json(&cp, &["deployment", "web"]);
+    let applied = entry(&obj, "kubectl", "Apply").expect("kubectl's apply entry");
+    let containers = &applied["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"];
+    assert_eq!(
+        containers["k:{\"name\":\"web\"}"]["f:ports"],
+        serde_json::json!({"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}})
+    );
+
+    cp.kubectl_ok(&["scale", "deployment", "web", "--replicas=3"])
+        .unwrap();
+    let obj = get_json(&cp, &["deployment", "web"]);
+    let scaler = obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["subresource"] == "scale")
+        .cloned()
+        .expect("an entry through the scale subresource");
+    assert_eq!(scaler["operation"], "Update");
+    assert_eq!(scaler["apiVersion"], "apps/v1");
+    assert_eq!(
+        scaler["fieldsV1"],
+        serde_json::json!({"f:spec": {"f:replicas": {}}})
+    );
+    let applied = entry(&obj, "kubectl", "Apply").unwrap();
+    assert!(
+        applied["fieldsV1"]["f:spec"].get("f:replicas").is_none(),
+        "{applied:#}"
+    );
+
+    // The Scale itself shows its owner.
+    let scale: Value = serde_json::from_str(
+        &cp.kubectl_ok(&[
+            "get",
+            "--raw",
+            "/apis/apps/v1/namespaces/default/deployments/web/scale",
+        ])
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        scale["metadata"]["managedFields"][0]["fieldsV1"],
+        serde_json::json!({"f:spec": {"f:replicas": {}}})
+    );
+
+    // Applying the old count again conflicts with the scaler.
+    let out = cp
+        .kubectl(&["apply", "--server-side", "-f", &deploy])
+        .unwrap();
+    assert!(!out.status.success());
+    let message = format!(
+        "Apply failed with 1 conflict: conflict with {} with subresource \"scale\" using apps/v1: .spec.replicas",
+        serde_json::to_string(&scaler["manager"]).unwrap()
+    );
+    assert!(stderr(&out).contains(&message), "{}", stderr(&out));
 }
