@@ -167,9 +167,17 @@ pub fn decode_object_body(content_type: Option<&str>, body: &[u8]) -> Result<Val
             match k8s_protobuf::decode_envelope(body) {
                 Ok((_, value)) => value,
                 Err(e @ ProtobufError::UnknownKind { .. }) => {
-                    return Err(StatusError::new(415, apimachinery::StatusReason::UnsupportedMediaType, e.to_string()))
+                    return Err(StatusError::new(
+                        415,
+                        apimachinery::StatusReason::UnsupportedMediaType,
+                        e.to_string(),
+                    ))
                 }
-                Err(e) => return Err(StatusError::bad_request(format!("error decoding protobuf body: {e}"))),
+                Err(e) => {
+                    return Err(StatusError::bad_request(format!(
+                        "error decoding protobuf body: {e}"
+                    )))
+                }
             }
         }
         other => {
@@ -182,7 +190,9 @@ pub fn decode_object_body(content_type: Option<&str>, body: &[u8]) -> Result<Val
         }
     };
     if !value.is_object() {
-        return Err(StatusError::bad_request("the body of the request must be a JSON object"));
+        return Err(StatusError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
     }
     Ok(value)
 }
@@ -247,7 +257,8 @@ mod tests {
             BodyType::Protobuf
         );
         assert_eq!(body_type(Some("text/plain")).unwrap_err().code, 415);
-        let e = decode_object_body(Some("application/vnd.kubernetes.protobuf"), b"not protobuf").unwrap_err();
+        let e = decode_object_body(Some("application/vnd.kubernetes.protobuf"), b"not protobuf")
+            .unwrap_err();
         assert_eq!(e.code, 400);
         let v = decode(b"apiVersion: v1\nkind: ConfigMap\ndata:\n  a: '1'\n", true).unwrap();
         assert_eq!(v["data"]["a"], "1");

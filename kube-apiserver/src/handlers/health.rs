@@ -101,9 +101,16 @@ pub async fn handle(
     let mut out = String::new();
     let mut failed = false;
     // Checks run together so that one slow dependency costs its timeout once.
-    let checks: Vec<&str> = checks(endpoint).into_iter().filter(|c| !excluded.contains(c)).collect();
-    let results = futures::future::join_all(checks.iter().map(|c| run_check(server, endpoint, c))).await;
-    for excluded_check in excluded.iter().filter(|c| self::checks(endpoint).contains(c)) {
+    let checks: Vec<&str> = checks(endpoint)
+        .into_iter()
+        .filter(|c| !excluded.contains(c))
+        .collect();
+    let results =
+        futures::future::join_all(checks.iter().map(|c| run_check(server, endpoint, c))).await;
+    for excluded_check in excluded
+        .iter()
+        .filter(|c| self::checks(endpoint).contains(c))
+    {
         out.push_str(&format!("[+]{excluded_check} excluded: ok\n"));
     }
     for (check, result) in checks.iter().zip(results) {

@@ -558,7 +558,10 @@ async fn patch(
 fn delete_params(req: &ResourceRequest<'_>) -> Result<DeleteParams, StatusError> {
     let mut params = DeleteParams::default();
     if !req.body.is_empty() {
-        let content_type = req.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let body = negotiation::decode_object_body(content_type, &req.body)?;
         if let Some(kind) = body.get("kind").and_then(Value::as_str) {
             if kind != "DeleteOptions" {
@@ -621,19 +624,8 @@ fn delete_params(req: &ResourceRequest<'_>) -> Result<DeleteParams, StatusError>
             ));
         }
     }
-    if params.grace_period_seconds.is_some_and(|g| g < 0) {
-        params.grace_period_seconds = Some(0);
-    }
+    // A negative period is the strategy's to interpret (pods use one second).
     Ok(params)
-}
-
-/// Upstream returns the deleted object for some resources and a Success Status for the
-/// rest.
-fn returns_deleted_object(store: &Store) -> bool {
-    matches!(
-        (store.info().group, store.info().plural),
-        ("", "pods") | ("", "namespaces") | ("", "services")
-    )
 }
 
 async fn delete(
@@ -644,7 +636,10 @@ async fn delete(
     ctx: &RequestContext,
 ) -> Result<Reply, StatusError> {
     let params = delete_params(req)?;
-    let ctx = &RequestContext { dry_run: ctx.dry_run || params.dry_run, ..ctx.clone() };
+    let ctx = &RequestContext {
+        dry_run: ctx.dry_run || params.dry_run,
+        ..ctx.clone()
+    };
     let outcome = store
         .delete(namespace, &req.info.name, &params, ctx, &server.admission)
         .await?;
@@ -657,7 +652,7 @@ async fn delete(
     };
     match outcome {
         DeleteOutcome::Pending(obj) => Ok(object_reply(store, obj, status, req.output, req.query)),
-        DeleteOutcome::Deleted(obj) if returns_deleted_object(store) => {
+        DeleteOutcome::Deleted(obj) if store.info().returns_deleted_object => {
             Ok(object_reply(store, obj, status, req.output, req.query))
         }
         DeleteOutcome::Deleted(obj) => {
@@ -698,7 +693,10 @@ async fn delete_collection(
     let list = list_params(req.query)?;
     store.check_field_selector(&list.field_selector)?;
     let params = delete_params(req)?;
-    let ctx = &RequestContext { dry_run: ctx.dry_run || params.dry_run, ..ctx.clone() };
+    let ctx = &RequestContext {
+        dry_run: ctx.dry_run || params.dry_run,
+        ..ctx.clone()
+    };
     let ns = (!namespace.is_empty()).then_some(namespace);
     let deleted = store
         .delete_collection(ns, &list, &params, ctx, &server.admission)

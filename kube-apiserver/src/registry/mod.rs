@@ -96,6 +96,13 @@ pub struct ResourceInfo {
     pub subresources: Vec<Subresource>,
     /// Whether `metadata.generation` is set on create and bumped on spec changes.
     pub tracks_generation: bool,
+    /// How names are validated (upstream's per-resource `ValidateNameFunc`).
+    pub name_validator: apimachinery::validation::NameValidator,
+    /// Whether a DELETE answers with the deleted object rather than a Success Status
+    /// (upstream's `ReturnDeletedObject`).
+    pub returns_deleted_object: bool,
+    /// Objects expire this long after their last write (upstream's `--event-ttl`).
+    pub ttl: Option<std::time::Duration>,
     /// Verbs advertised in discovery.
     pub verbs: Vec<&'static str>,
     /// Upstream's OpenAPI definition name of the kind (`io.k8s.api.core.v1.Pod`).
@@ -132,6 +139,9 @@ impl ResourceInfo {
             storage_path: K::URL_PATH_SEGMENT,
             subresources: Vec::new(),
             tracks_generation: false,
+            name_validator: apimachinery::validation::NameValidator::Dns1123Subdomain,
+            returns_deleted_object: false,
+            ttl: None,
             verbs: ALL_VERBS.to_vec(),
             definition: K::schema_name().into_owned(),
         }
@@ -163,6 +173,21 @@ impl ResourceInfo {
 
     pub fn tracks_generation(mut self) -> Self {
         self.tracks_generation = true;
+        self
+    }
+
+    pub fn name_validator(mut self, validator: apimachinery::validation::NameValidator) -> Self {
+        self.name_validator = validator;
+        self
+    }
+
+    pub fn returns_deleted_object(mut self) -> Self {
+        self.returns_deleted_object = true;
+        self
+    }
+
+    pub fn ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.ttl = Some(ttl);
         self
     }
 
@@ -301,6 +326,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// (a namespace's `spec.finalizers`).
     fn has_pending_finalizers(&self, _obj: &Value) -> bool {
         false
+    }
+
+    /// Seconds a delete waits before the object goes (pods stopping on their node); 0
+    /// deletes at once. `requested` is the DeleteOptions' gracePeriodSeconds.
+    fn grace_period(&self, _obj: &Value, _requested: Option<i64>) -> i64 {
+        0
     }
 
     /// Adjust an object that starts terminating (a namespace's phase).

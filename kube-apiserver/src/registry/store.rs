@@ -531,7 +531,7 @@ impl Store {
         let key = self.key(namespace, name);
         match self
             .storage
-            .create(&key, self.encode_for_storage(&obj)?, self.ttl(&obj))
+            .create(&key, self.encode_for_storage(&obj)?, self.info().ttl)
             .await
         {
             Ok(kv) => self.decode_stored(&kv).map(Some),
@@ -543,10 +543,6 @@ impl Store {
     }
 
     /// Events expire, as upstream's `--event-ttl` (1 h) does.
-    fn ttl(&self, _obj: &Value) -> Option<Duration> {
-        (self.info().kind == "Event").then_some(Duration::from_secs(3600))
-    }
-
     fn prepare_metadata_for_create(&self, obj: &mut Value) {
         let meta = object::metadata_mut(obj);
         meta.insert(
@@ -588,7 +584,7 @@ impl Store {
         validation::validate_object_meta(
             &meta,
             self.info().namespaced,
-            name_validator(self.info()),
+            self.info().name_validator,
             &Path::new("metadata"),
         )
     }
@@ -703,7 +699,7 @@ impl Store {
                     &key,
                     self.encode_for_storage(&new)?,
                     kv.mod_revision,
-                    self.ttl(&new),
+                    self.info().ttl,
                 )
                 .await;
             self.update_done(&new, &old, result.is_ok()).await;
@@ -751,7 +747,7 @@ impl Store {
                     &key,
                     self.encode_for_storage(&new)?,
                     kv.mod_revision,
-                    self.ttl(&new),
+                    self.info().ttl,
                 )
                 .await;
             match result {
@@ -1013,7 +1009,7 @@ impl Store {
             Some("Background") => finalizers.retain(|x| x != "foregroundDeletion" && x != "orphan"),
             _ => {}
         }
-        let grace = self.strategy_grace_period(obj, params);
+        let grace = self.strategy.grace_period(obj, params.grace_period_seconds);
         let held = !finalizers.is_empty() || self.strategy.has_pending_finalizers(obj);
         if !held && grace == 0 {
             return DeletionAction::DeleteNow;
@@ -1048,34 +1044,6 @@ impl Store {
             DeletionAction::Update(updated)
         } else {
             DeletionAction::Wait
-        }
-    }
-
-    fn strategy_grace_period(&self, obj: &Value, params: &DeleteParams) -> i64 {
-        if self.info().kind != "Pod" || !self.info().group.is_empty() {
-            return 0;
-        }
-        // Pods not yet bound to a node have nothing to stop gracefully.
-        if object::path_str(obj, "spec.nodeName").is_none_or(str::is_empty) {
-            return 0;
-        }
-        if matches!(
-            object::path_str(obj, "status.phase"),
-            Some("Succeeded" | "Failed")
-        ) {
-            return 0;
-        }
-        let period = params
-            .grace_period_seconds
-            .or_else(|| {
-                object::path(obj, "spec.terminationGracePeriodSeconds").and_then(Value::as_i64)
-            })
-            .unwrap_or(30);
-        // Upstream turns a negative period into one second rather than an immediate delete.
-        if period < 0 {
-            1
-        } else {
-            period
         }
     }
 
@@ -1339,20 +1307,6 @@ fn continue_expired() -> StatusError {
     StatusError::resource_expired(
         "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
     )
-}
-
-/// How a resource's names are validated (upstream's per-resource `ValidateNameFunc`).
-fn name_validator(info: &ResourceInfo) -> validation::NameValidator {
-    match (info.group, info.plural) {
-        ("", "namespaces") => validation::NameValidator::Dns1123Label,
-        ("", "services") => validation::NameValidator::Dns1035Label,
-        ("apps", "deployments")
-        | ("apps", "statefulsets")
-        | ("apps", "daemonsets")
-        | ("apps", "replicasets") => validation::NameValidator::Dns1123Subdomain,
-        ("rbac.authorization.k8s.io", _) => validation::NameValidator::PathSegment,
-        _ => validation::NameValidator::Dns1123Subdomain,
-    }
 }
 
 #[cfg(test)]

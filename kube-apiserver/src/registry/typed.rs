@@ -72,6 +72,11 @@ pub trait TypedStrategy: Send + Sync + 'static {
 
     fn prepare_for_deletion(&self, _obj: &mut Self::Object) {}
 
+    /// See [`crate::registry::Strategy::grace_period`].
+    fn grace_period(&self, _obj: &Self::Object, _requested: Option<i64>) -> i64 {
+        0
+    }
+
     fn columns(&self) -> &'static [Column] {
         table::DEFAULT_COLUMNS
     }
@@ -202,6 +207,11 @@ impl<S: TypedStrategy> Strategy for Typed<S> {
     fn has_pending_finalizers(&self, obj: &Value) -> bool {
         self.from_json(obj)
             .is_some_and(|o| self.strategy.has_pending_finalizers(&o))
+    }
+
+    fn grace_period(&self, obj: &Value, requested: Option<i64>) -> i64 {
+        self.from_json(obj)
+            .map_or(0, |o| self.strategy.grace_period(&o, requested))
     }
 
     fn prepare_for_deletion(&self, obj: &mut Value) {

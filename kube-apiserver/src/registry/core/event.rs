@@ -11,6 +11,9 @@ use crate::registry::table::{self, Column};
 use crate::registry::typed::TypedStrategy;
 use crate::registry::{ResourceInfo, SelectableField};
 
+/// Events expire an hour after their last write (upstream's `--event-ttl` default).
+pub const EVENT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 pub struct EventStrategy;
 
 const REPORTING_INSTANCE_MAX: usize = 128;
@@ -164,7 +167,9 @@ impl TypedStrategy for EventStrategy {
     type Object = Event;
 
     fn info(&self) -> ResourceInfo {
-        ResourceInfo::of::<Event>().short_names(&["ev"])
+        ResourceInfo::of::<Event>()
+            .short_names(&["ev"])
+            .ttl(EVENT_TTL)
     }
 
     fn validate(&self, e: &Event) -> ErrorList {

@@ -51,6 +51,8 @@ impl TypedStrategy for NamespaceStrategy {
             .short_names(&["ns"])
             .with_status()
             .subresource(Subresource::Finalize)
+            .name_validator(apimachinery::validation::NameValidator::Dns1123Label)
+            .returns_deleted_object()
     }
 
     fn default(&self, ns: &mut Namespace) {

@@ -99,6 +99,33 @@ impl TypedStrategy for PodStrategy {
             .subresource(Subresource::Connect("portforward"))
             .subresource(Subresource::Connect("proxy"))
             .tracks_generation()
+            .returns_deleted_object()
+    }
+
+    fn grace_period(&self, pod: &Pod, requested: Option<i64>) -> i64 {
+        // Pods not yet bound to a node, or finished, have nothing to stop gracefully.
+        let bound = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if !bound || matches!(phase, Some("Succeeded" | "Failed")) {
+            return 0;
+        }
+        let period = requested
+            .or_else(|| {
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+            .unwrap_or(30);
+        // Upstream turns a negative period into one second rather than an immediate delete.
+        if period < 0 {
+            1
+        } else {
+            period
+        }
     }
 
     fn default(&self, pod: &mut Pod) {
@@ -684,6 +711,22 @@ mod tests {
     use crate::registry::typed::Typed;
     use crate::registry::Strategy;
     use serde_json::json;
+
+    #[test]
+    fn grace_period_applies_to_bound_running_pods_only() {
+        let s = Typed::new(PodStrategy);
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        assert_eq!(s.grace_period(&pod, None), 0, "unbound");
+        pod["spec"]["nodeName"] = json!("n1");
+        assert_eq!(s.grace_period(&pod, None), 30);
+        assert_eq!(s.grace_period(&pod, Some(5)), 5);
+        assert_eq!(s.grace_period(&pod, Some(-3)), 1);
+        pod["spec"]["terminationGracePeriodSeconds"] = json!(7);
+        assert_eq!(s.grace_period(&pod, None), 7);
+        pod["status"] = json!({"phase": "Succeeded"});
+        assert_eq!(s.grace_period(&pod, None), 0, "finished");
+    }
 
     fn strategy() -> Typed<PodStrategy> {
         Typed::new(PodStrategy)

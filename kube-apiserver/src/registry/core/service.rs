@@ -64,6 +64,8 @@ impl TypedStrategy for ServiceStrategy {
             .categories(&["all"])
             .storage_path("services/specs")
             .with_status()
+            .name_validator(apimachinery::validation::NameValidator::Dns1035Label)
+            .returns_deleted_object()
     }
 
     fn default(&self, svc: &mut Service) {

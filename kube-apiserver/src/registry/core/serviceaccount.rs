@@ -26,6 +26,7 @@ impl TypedStrategy for ServiceAccountStrategy {
         ResourceInfo::of::<ServiceAccount>()
             .short_names(&["sa"])
             .subresource(Subresource::Token)
+            .returns_deleted_object()
     }
 
     fn prepare_for_create(&self, sa: &mut ServiceAccount) {

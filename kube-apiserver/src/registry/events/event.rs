@@ -248,6 +248,7 @@ impl TypedStrategy for EventStrategy {
         ResourceInfo::of::<Event>()
             .short_names(&["ev"])
             .storage_path("events")
+            .ttl(crate::registry::core::event::EVENT_TTL)
     }
 
     fn from_storage(&self, obj: Value) -> Value {

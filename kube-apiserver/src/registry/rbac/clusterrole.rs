@@ -56,6 +56,7 @@ impl TypedStrategy for ClusterRoleStrategy {
 
     fn info(&self) -> ResourceInfo {
         ResourceInfo::of::<ClusterRole>()
+            .name_validator(apimachinery::validation::NameValidator::PathSegment)
     }
 
     fn validate(&self, role: &ClusterRole) -> ErrorList {

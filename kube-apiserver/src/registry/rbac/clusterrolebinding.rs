@@ -22,6 +22,7 @@ impl TypedStrategy for ClusterRoleBindingStrategy {
 
     fn info(&self) -> ResourceInfo {
         ResourceInfo::of::<ClusterRoleBinding>()
+            .name_validator(apimachinery::validation::NameValidator::PathSegment)
     }
 
     fn default(&self, crb: &mut ClusterRoleBinding) {

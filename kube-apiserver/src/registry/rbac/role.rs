@@ -17,6 +17,7 @@ impl TypedStrategy for RoleStrategy {
 
     fn info(&self) -> ResourceInfo {
         ResourceInfo::of::<Role>()
+            .name_validator(apimachinery::validation::NameValidator::PathSegment)
     }
 
     fn validate(&self, role: &Role) -> ErrorList {

@@ -22,6 +22,7 @@ impl TypedStrategy for RoleBindingStrategy {
 
     fn info(&self) -> ResourceInfo {
         ResourceInfo::of::<RoleBinding>()
+            .name_validator(apimachinery::validation::NameValidator::PathSegment)
     }
 
     fn default(&self, rb: &mut RoleBinding) {

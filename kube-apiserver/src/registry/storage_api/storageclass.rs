@@ -87,7 +87,9 @@ impl TypedStrategy for StorageClassStrategy {
     type Object = StorageClass;
 
     fn info(&self) -> ResourceInfo {
-        ResourceInfo::of::<StorageClass>().short_names(&["sc"])
+        ResourceInfo::of::<StorageClass>()
+            .short_names(&["sc"])
+            .returns_deleted_object()
     }
 
     fn default(&self, sc: &mut StorageClass) {
