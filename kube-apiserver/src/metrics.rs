@@ -118,11 +118,7 @@ impl Metrics {
         } else {
             "cluster"
         };
-        let verb = if info.is_resource_request {
-            info.verb.to_uppercase()
-        } else {
-            info.verb.to_uppercase()
-        };
+        let verb = info.verb.to_uppercase();
         let verb = match verb.as_str() {
             "CREATE" => "POST".to_string(),
             "UPDATE" => "PUT".to_string(),

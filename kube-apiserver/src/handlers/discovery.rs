@@ -92,7 +92,7 @@ fn grouped(registry: &Registry) -> Vec<GroupVersions<'_>> {
     }
     for g in &mut groups {
         g.versions
-            .sort_by(|a, b| version_rank(b.0).cmp(&version_rank(a.0)));
+            .sort_by_key(|(v, _)| std::cmp::Reverse(version_rank(v)));
     }
     let rank = |name: &str| {
         GROUP_PRIORITY
@@ -338,7 +338,7 @@ mod tests {
     #[test]
     fn version_order() {
         let mut v = vec!["v1beta1", "v1", "v2", "v2beta1", "v1alpha1"];
-        v.sort_by(|a, b| version_rank(b).cmp(&version_rank(a)));
+        v.sort_by_key(|v| std::cmp::Reverse(version_rank(v)));
         assert_eq!(v, vec!["v2", "v1", "v2beta1", "v1beta1", "v1alpha1"]);
     }
 }

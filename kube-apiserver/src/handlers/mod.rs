@@ -224,7 +224,7 @@ async fn non_resource(
         return Err(StatusError::new(
             405,
             apimachinery::StatusReason::MethodNotAllowed,
-            format!("the server does not allow this method on the requested resource"),
+            "the server does not allow this method on the requested resource",
         ));
     }
     let trimmed = path.trim_end_matches('/');

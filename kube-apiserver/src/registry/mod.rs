@@ -284,12 +284,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// Convert a stored object into this endpoint's version. Identity except for
     /// resources served in several versions over one storage version (autoscaling/v1
     /// HorizontalPodAutoscalers stored as v2, events.k8s.io Events stored as core Events).
-    fn from_storage(&self, obj: Value) -> Value {
+    fn decode_storage_version(&self, obj: Value) -> Value {
         obj
     }
 
     /// Convert an object of this endpoint's version into the storage version.
-    fn to_storage(&self, obj: Value) -> Value {
+    fn encode_storage_version(&self, obj: Value) -> Value {
         obj
     }
 

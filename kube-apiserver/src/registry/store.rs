@@ -206,13 +206,13 @@ impl Store {
         let obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
             StatusError::internal(format!("decoding stored object {}: {e}", kv.key))
         })?;
-        let mut obj = self.strategy.from_storage(obj);
+        let mut obj = self.strategy.decode_storage_version(obj);
         object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
         Ok(obj)
     }
 
     fn encode_for_storage(&self, obj: &Value) -> Result<Bytes, StatusError> {
-        let mut obj = self.strategy.to_storage(obj.clone());
+        let mut obj = self.strategy.encode_storage_version(obj.clone());
         object::remove_meta(&mut obj, "resourceVersion");
         serde_json::to_vec(&obj)
             .map(Bytes::from)
@@ -593,6 +593,7 @@ impl Store {
     /// current object (or `None` if missing and `allow_create`) to the desired one. When
     /// the desired object names a resourceVersion, a mismatch is a Conflict instead of a
     /// retry.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_with<F>(
         &self,
         namespace: &str,

@@ -29,12 +29,12 @@ pub trait TypedStrategy: Send + Sync + 'static {
     fn default(&self, _obj: &mut Self::Object) {}
 
     /// Conversions for resources served in a version other than their storage version
-    /// (see [`crate::registry::Strategy::from_storage`]).
-    fn from_storage(&self, obj: Value) -> Value {
+    /// (see [`crate::registry::Strategy::decode_storage_version`]).
+    fn decode_storage_version(&self, obj: Value) -> Value {
         obj
     }
 
-    fn to_storage(&self, obj: Value) -> Value {
+    fn encode_storage_version(&self, obj: Value) -> Value {
         obj
     }
 
@@ -102,7 +102,7 @@ impl<S: TypedStrategy> Typed<S> {
         Typed { strategy, info }
     }
 
-    fn from_json(&self, obj: &Value) -> Option<S::Object> {
+    fn typed(&self, obj: &Value) -> Option<S::Object> {
         serde_json::from_value(obj.clone()).ok()
     }
 
@@ -114,7 +114,7 @@ impl<S: TypedStrategy> Typed<S> {
 
     /// Apply `f` to the typed form of `obj` and write the result back.
     fn edit(&self, obj: &mut Value, f: impl FnOnce(&mut S::Object)) {
-        if let Some(mut typed) = self.from_json(obj) {
+        if let Some(mut typed) = self.typed(obj) {
             f(&mut typed);
             *obj = Self::to_json(&typed);
         }
@@ -138,12 +138,12 @@ impl<S: TypedStrategy> Strategy for Typed<S> {
         Ok(Self::to_json(&typed))
     }
 
-    fn from_storage(&self, obj: Value) -> Value {
-        self.strategy.from_storage(obj)
+    fn decode_storage_version(&self, obj: Value) -> Value {
+        self.strategy.decode_storage_version(obj)
     }
 
-    fn to_storage(&self, obj: Value) -> Value {
-        self.strategy.to_storage(obj)
+    fn encode_storage_version(&self, obj: Value) -> Value {
+        self.strategy.encode_storage_version(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
@@ -151,7 +151,7 @@ impl<S: TypedStrategy> Strategy for Typed<S> {
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
-        if let Some(old) = self.from_json(old) {
+        if let Some(old) = self.typed(old) {
             self.edit(new, |n| self.strategy.prepare_for_update(n, &old));
         }
     }
@@ -174,19 +174,19 @@ impl<S: TypedStrategy> Strategy for Typed<S> {
         if !rv.is_empty() {
             crate::object::set_meta(new, "resourceVersion", rv);
         }
-        if let Some(old) = self.from_json(old) {
+        if let Some(old) = self.typed(old) {
             self.edit(new, |n| self.strategy.prepare_for_status_update(n, &old));
         }
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        self.from_json(obj)
+        self.typed(obj)
             .map(|o| self.strategy.validate(&o))
             .unwrap_or_default()
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        match (self.from_json(new), self.from_json(old)) {
+        match (self.typed(new), self.typed(old)) {
             (Some(n), Some(o)) => self.strategy.validate_update(&n, &o),
             _ => Vec::new(),
         }
@@ -205,12 +205,12 @@ impl<S: TypedStrategy> Strategy for Typed<S> {
     }
 
     fn has_pending_finalizers(&self, obj: &Value) -> bool {
-        self.from_json(obj)
+        self.typed(obj)
             .is_some_and(|o| self.strategy.has_pending_finalizers(&o))
     }
 
     fn grace_period(&self, obj: &Value, requested: Option<i64>) -> i64 {
-        self.from_json(obj)
+        self.typed(obj)
             .map_or(0, |o| self.strategy.grace_period(&o, requested))
     }
 
@@ -223,7 +223,7 @@ impl<S: TypedStrategy> Strategy for Typed<S> {
     }
 
     fn row(&self, obj: &Value) -> Vec<Value> {
-        match self.from_json(obj) {
+        match self.typed(obj) {
             Some(typed) => self.strategy.row(&typed, obj),
             None => vec![
                 Value::String(crate::object::name(obj).to_string()),

@@ -173,12 +173,19 @@ impl EtcdServer {
     }
 
     fn signal(&self, signal: &str) -> std::io::Result<()> {
-        let pid = self.etcd_pid.ok_or_else(|| std::io::Error::other("etcd pid unknown"))?;
-        let status = Command::new("kill").arg(signal).arg(pid.to_string()).status()?;
+        let pid = self
+            .etcd_pid
+            .ok_or_else(|| std::io::Error::other("etcd pid unknown"))?;
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()?;
         if status.success() {
             Ok(())
         } else {
-            Err(std::io::Error::other(format!("kill {signal} {pid} failed: {status}")))
+            Err(std::io::Error::other(format!(
+                "kill {signal} {pid} failed: {status}"
+            )))
         }
     }
 

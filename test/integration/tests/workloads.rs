@@ -45,11 +45,11 @@ fn jsonpath(cp: &ControlPlane, args: &[&str], path: &str) -> String {
 #[test]
 fn deployments_scale_set_image_pause_and_autoscale() {
     let cp = ControlPlane::start().unwrap();
-    assert_eq!(
-        cp.kubectl_stdin(&["apply", "-f", "-"], DEPLOYMENT)
-            .map(|o| o.status.success())
-            .unwrap(),
-        true
+    let applied = cp.kubectl_stdin(&["apply", "-f", "-"], DEPLOYMENT).unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
     );
     // Defaults as upstream.
     let strategy = jsonpath(&cp, &["get", "deploy", "nginx-deploy"], "{.spec.strategy.rollingUpdate.maxSurge} {.spec.revisionHistoryLimit} {.spec.progressDeadlineSeconds} {.spec.template.spec.containers[0].imagePullPolicy} {.metadata.generation}");

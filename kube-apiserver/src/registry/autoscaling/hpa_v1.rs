@@ -57,14 +57,14 @@ impl TypedStrategy for HorizontalPodAutoscalerV1Strategy {
             .get_or_insert(1);
     }
 
-    fn from_storage(&self, obj: Value) -> Value {
+    fn decode_storage_version(&self, obj: Value) -> Value {
         match serde_json::from_value::<v2::HorizontalPodAutoscaler>(obj.clone()) {
             Ok(stored) => serde_json::to_value(to_v1(&stored)).unwrap_or(obj),
             Err(_) => obj,
         }
     }
 
-    fn to_storage(&self, obj: Value) -> Value {
+    fn encode_storage_version(&self, obj: Value) -> Value {
         match serde_json::from_value::<v1::HorizontalPodAutoscaler>(obj.clone()) {
             Ok(v1) => serde_json::to_value(to_v2(&v1)).unwrap_or(obj),
             Err(_) => obj,
@@ -621,7 +621,7 @@ mod tests {
     fn v2_to_v1_and_back_is_lossless() {
         let v1s = Typed::new(HorizontalPodAutoscalerV1Strategy);
         let stored = v2_hpa();
-        let v1 = v1s.from_storage(stored.clone());
+        let v1 = v1s.decode_storage_version(stored.clone());
         assert_eq!(v1["apiVersion"], "autoscaling/v1");
         assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
         assert_eq!(v1["status"]["currentCPUUtilizationPercentage"], 70);
@@ -641,7 +641,7 @@ mod tests {
         assert!(ann.get(CONDITIONS_ANNOTATION).is_some());
         assert!(ann.get(BEHAVIOR_ANNOTATION).is_some());
 
-        let back = v1s.to_storage(v1);
+        let back = v1s.encode_storage_version(v1);
         assert_eq!(back["apiVersion"], "autoscaling/v2");
         assert_eq!(back["metadata"]["annotations"], json!({"team": "a"}));
         // The CPU target comes last, after the ones kept in the annotation.
@@ -664,12 +664,12 @@ mod tests {
             .unwrap();
         assert_eq!(obj["spec"]["minReplicas"], 1);
         assert!(v1s.validate(&obj).is_empty());
-        let stored = v1s.to_storage(obj.clone());
+        let stored = v1s.encode_storage_version(obj.clone());
         assert_eq!(
             stored["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
             80
         );
-        let read = v1s.from_storage(stored);
+        let read = v1s.decode_storage_version(stored);
         assert_eq!(read["spec"]["targetCPUUtilizationPercentage"], 80);
         assert!(read["metadata"].get("annotations").is_none());
 
@@ -702,13 +702,13 @@ mod tests {
             json!(20);
         let mut v2 = serde_json::from_value::<v2::HorizontalPodAutoscaler>(stored).unwrap();
         hpa::set_defaults(&mut v2);
-        v1s.from_storage(serde_json::to_value(v2).unwrap())
+        v1s.decode_storage_version(serde_json::to_value(v2).unwrap())
     }
 
     #[test]
     fn v1_update_keeps_status_annotations() {
         let v1s = Typed::new(HorizontalPodAutoscalerV1Strategy);
-        let old = v1s.from_storage(v2_hpa());
+        let old = v1s.decode_storage_version(v2_hpa());
         let mut new = old.clone();
         new["metadata"]["annotations"]
             .as_object_mut()
@@ -720,7 +720,7 @@ mod tests {
             new["metadata"]["annotations"][CONDITIONS_ANNOTATION],
             old["metadata"]["annotations"][CONDITIONS_ANNOTATION]
         );
-        let stored = v1s.to_storage(new);
+        let stored = v1s.encode_storage_version(new);
         assert_eq!(stored["spec"]["maxReplicas"], 12);
         assert_eq!(stored["spec"]["metrics"].as_array().unwrap().len(), 5);
         assert_eq!(stored["status"]["conditions"][0]["type"], "AbleToScale");

@@ -251,11 +251,11 @@ impl TypedStrategy for EventStrategy {
             .ttl(crate::registry::core::event::EVENT_TTL)
     }
 
-    fn from_storage(&self, obj: Value) -> Value {
+    fn decode_storage_version(&self, obj: Value) -> Value {
         from_core(obj)
     }
 
-    fn to_storage(&self, obj: Value) -> Value {
+    fn encode_storage_version(&self, obj: Value) -> Value {
         to_core(obj)
     }
 
@@ -457,7 +457,7 @@ mod tests {
     fn stored_form_is_core() {
         let s = strategy();
         let obj = s.decode(new_style()).unwrap();
-        let stored = s.to_storage(obj);
+        let stored = s.encode_storage_version(obj);
         assert_eq!(stored["apiVersion"], json!("v1"));
         assert_eq!(stored["involvedObject"]["name"], json!("web"));
         assert_eq!(stored["message"], json!("assigned default/web to node-1"));
@@ -466,7 +466,7 @@ mod tests {
             json!("example.com/controller")
         );
         assert!(stored.get("regarding").is_none());
-        let back = s.from_storage(stored);
+        let back = s.decode_storage_version(stored);
         assert_eq!(back, s.decode(new_style()).unwrap());
     }
 
