@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 source hack/lib.sh
 
 hack/install-deps.sh --no-build
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 export KUBE_APISERVER_BIN="$CARGO_TARGET_DIR/debug/kube-apiserver"
 if command -v cargo-nextest >/dev/null 2>&1; then

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::admission::resources::{self, ResourceList};
 use crate::admission::{aggregate, Attributes, Operation, Plugin};
 use crate::object;
-use crate::registry::store::{ListParams, Store};
+use crate::registry::store::Store;
 
 /// The annotation naming what the plugin defaulted.
 const ANNOTATION: &str = "kubernetes.io/limit-ranger";
@@ -53,9 +53,9 @@ impl LimitRanger {
     }
 
     async fn limit_ranges(&self, attrs: &Attributes) -> Result<Vec<LimitRange>, StatusError> {
-        let page = self
+        let items = self
             .limit_ranges
-            .list(Some(&attrs.namespace), &ListParams::default())
+            .list_cached(Some(&attrs.namespace))
             .await
             .map_err(|_| {
                 attrs.forbidden(format!(
@@ -64,8 +64,7 @@ impl LimitRanger {
                     attrs.resource.group_resource()
                 ))
             })?;
-        Ok(page
-            .items
+        Ok(items
             .into_iter()
             .filter_map(|v| serde_json::from_value(v).ok())
             .collect())

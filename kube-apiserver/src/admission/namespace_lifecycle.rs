@@ -46,7 +46,7 @@ impl Plugin for NamespaceLifecycle {
         {
             return Ok(());
         }
-        let ns = match self.namespaces.get("", &attrs.namespace).await {
+        let ns = match self.namespaces.get_cached("", &attrs.namespace).await {
             Ok(ns) => ns,
             Err(e) if e.is_not_found() => {
                 return Err(StatusError::not_found(

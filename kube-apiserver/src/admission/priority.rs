@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 
 use crate::admission::{Attributes, Operation, Plugin};
-use crate::registry::store::{ListParams, Store};
+use crate::registry::store::Store;
 
 /// The priority of pods when no class is the global default.
 pub const DEFAULT_PRIORITY_WHEN_NO_DEFAULT_CLASS_EXISTS: i32 = 0;
@@ -26,9 +26,8 @@ impl Priority {
 
     /// The global default class; if a race made several, the one of lowest value.
     async fn default_class(&self) -> Result<Option<PriorityClass>, StatusError> {
-        let page = self.classes.list(None, &ListParams::default()).await?;
-        Ok(page
-            .items
+        let items = self.classes.list_cached(None).await?;
+        Ok(items
             .into_iter()
             .filter_map(|v| serde_json::from_value::<PriorityClass>(v).ok())
             .filter(|pc| pc.global_default == Some(true))
@@ -58,7 +57,7 @@ impl Priority {
                 ),
             });
         }
-        let pc = match self.classes.get("", class_name).await {
+        let pc = match self.classes.get_cached("", class_name).await {
             Ok(v) => serde_json::from_value::<PriorityClass>(v).map_err(StatusError::internal)?,
             Err(e) if e.is_not_found() => {
                 return Err(

@@ -164,12 +164,10 @@ impl Inner {
     }
 
     async fn list_quotas(&self, namespace: &str) -> Result<Vec<Quota>, StatusError> {
-        let page = self
+        Ok(self
             .quotas
-            .list(Some(namespace), &ListParams::default())
-            .await?;
-        Ok(page
-            .items
+            .list_cached(Some(namespace))
+            .await?
             .into_iter()
             .filter_map(|v| serde_json::from_value(v).ok())
             .collect())

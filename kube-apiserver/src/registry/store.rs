@@ -21,6 +21,9 @@ use crate::object;
 use crate::registry::{ResourceInfo, StoreHooks, Strategy, StrategyRef};
 use crate::request::UserInfo;
 
+/// Keys per storage read when listing.
+const STORAGE_PAGE: i64 = 1000;
+
 /// How many times an update without a client-given resourceVersion is retried on
 /// conflicts before giving up (upstream retries patches 5 times).
 const MAX_CONFLICT_RETRIES: usize = 16;
@@ -251,6 +254,31 @@ impl Store {
         }
     }
 
+    /// A read for lookups on hot paths (admission): from the watch cache when there is
+    /// one, possibly a moment stale as upstream's informer-backed lookups are; a miss is
+    /// checked against storage, so an object created a moment ago is still found.
+    pub async fn get_cached(&self, namespace: &str, name: &str) -> Result<Value, StatusError> {
+        if let Some(cache) = &self.cache {
+            let key = self.key(namespace, name);
+            if let Ok((kvs, _)) = cache.list_from_cache(&key).await {
+                if let Some(kv) = kvs.iter().find(|kv| kv.key == key) {
+                    return self.decode_stored(kv);
+                }
+            }
+        }
+        self.get(namespace, name).await
+    }
+
+    /// A list for lookups on hot paths: served from the watch cache when there is one
+    /// (upstream's `resourceVersion=0`), else a consistent read.
+    pub async fn list_cached(&self, namespace: Option<&str>) -> Result<Vec<Value>, StatusError> {
+        let params = ListParams {
+            resource_version: self.cache.as_ref().map(|_| "0".to_string()),
+            ..Default::default()
+        };
+        Ok(self.list(namespace, &params).await?.items)
+    }
+
     async fn get_kv(&self, namespace: &str, name: &str) -> Result<Option<KeyValue>, StatusError> {
         self.storage
             .get(&self.key(namespace, name))
@@ -328,9 +356,11 @@ impl Store {
         let (mut more, mut remaining);
         let mut last_key: Option<String> = None;
         loop {
+            // Storage is read in bounded pages (all at one revision), so that a large
+            // list never needs one huge etcd response.
             let opts = ListOptions {
                 revision,
-                limit,
+                limit: Some(limit.map_or(STORAGE_PAGE, |l| l.min(STORAGE_PAGE))),
                 start_key: start_key.clone(),
             };
             let page = self

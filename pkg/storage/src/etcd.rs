@@ -102,10 +102,15 @@ struct SharedLease {
     attached: u32,
 }
 
+/// The first page size tried when an unlimited range read is too large for one message.
+const UNLIMITED_FALLBACK_PAGE: i64 = 1000;
+
 /// Why an etcd request failed, before the caller adds the revision context.
 enum Failure {
     Compacted,
     FutureRevision,
+    /// The response exceeded the client's message size limit (4 MiB in etcd-client).
+    TooLarge,
     Other(StorageError),
 }
 
@@ -118,6 +123,9 @@ impl Failure {
             }
             Failure::FutureRevision => {
                 StorageError::Internal("etcd: required revision is a future revision".into())
+            }
+            Failure::TooLarge => {
+                StorageError::Internal("etcd: response larger than the message size limit".into())
             }
             Failure::Other(e) => e,
         }
@@ -134,6 +142,11 @@ fn classify(error: etcd_client::Error) -> Failure {
             }
             if message.contains("required revision is a future revision") {
                 return Failure::FutureRevision;
+            }
+            if status.code() == tonic::Code::OutOfRange
+                && message.contains("message length too large")
+            {
+                return Failure::TooLarge;
             }
             use tonic::Code;
             match status.code() {
@@ -206,6 +219,73 @@ fn has_ordered_progress(version: &str) -> bool {
 }
 
 impl EtcdStorage {
+    /// One range read; fewer keys than asked (with `more`) when the response would not
+    /// fit in one gRPC message.
+    async fn list_page(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult> {
+        // A start key before the prefix would read keys outside it.
+        let start = match &opts.start_key {
+            Some(s) if s.as_str() > prefix => s.as_str(),
+            _ => prefix,
+        };
+        let at = opts.revision.filter(|r| *r > 0);
+        // A page too large for one gRPC message is read as smaller pages: the caller
+        // sees `more` and continues from the last key.
+        let mut limit = opts.limit.filter(|l| *l > 0);
+        let mut response = loop {
+            let mut options = GetOptions::new().with_range(prefix_end(prefix));
+            if let Some(limit) = limit {
+                options = options.with_limit(limit);
+            }
+            if let Some(revision) = at {
+                options = options.with_revision(revision);
+            }
+            let result = self
+                .request(
+                    self.client
+                        .kv_client()
+                        .get(range_start(start), Some(options)),
+                )
+                .await;
+            match result {
+                Ok(response) => break response,
+                Err(Failure::TooLarge) if limit != Some(1) => {
+                    limit = Some(limit.map_or(UNLIMITED_FALLBACK_PAGE, |l| (l / 2).max(1)));
+                }
+                Err(Failure::Compacted) => {
+                    let requested = at.unwrap_or_default();
+                    let compacted = self.compacted_revision().await.max(requested + 1);
+                    return Err(StorageError::Compacted {
+                        requested,
+                        compacted,
+                    });
+                }
+                Err(Failure::FutureRevision) => {
+                    let current = self.current_revision().await?;
+                    return Err(StorageError::FutureRevision {
+                        requested: at.unwrap_or_default(),
+                        current,
+                    });
+                }
+                Err(failure) => return Err(failure.into_error()),
+            }
+        };
+        let header = response.header().map(|h| h.revision()).unwrap_or_default();
+        let count = response.count();
+        let more = response.more();
+        let items = response
+            .take_kvs()
+            .iter()
+            .map(key_value)
+            .collect::<Result<Vec<_>>>()?;
+        let returned = i64::try_from(items.len()).unwrap_or(i64::MAX);
+        Ok(ListResult {
+            items,
+            revision: at.unwrap_or(header),
+            more,
+            remaining: (count - returned).max(0),
+        })
+    }
+
     /// Connects to etcd at `endpoints` (`http://host:port` or `host:port`) and checks that it
     /// answers within the connect timeout.
     pub async fn connect(endpoints: &[String], options: EtcdOptions) -> Result<Self> {
@@ -402,7 +482,9 @@ impl EtcdStorage {
                     compacted,
                 });
             }
-            Err(Failure::Other(e)) => return Err(e),
+            Err(failure @ (Failure::Other(_) | Failure::TooLarge)) => {
+                return Err(failure.into_error())
+            }
         }
         let options = WatchOptions::new()
             .with_range(prefix_end(prefix))
@@ -451,62 +533,28 @@ impl Storage for EtcdStorage {
     }
 
     async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult> {
-        // A start key before the prefix would read keys outside it.
-        let start = match &opts.start_key {
-            Some(s) if s.as_str() > prefix => s.as_str(),
-            _ => prefix,
-        };
-        let mut options = GetOptions::new().with_range(prefix_end(prefix));
-        if let Some(limit) = opts.limit.filter(|l| *l > 0) {
-            options = options.with_limit(limit);
+        let mut result = self.list_page(prefix, opts).await?;
+        if opts.limit.is_some_and(|l| l > 0) {
+            return Ok(result);
         }
-        let at = opts.revision.filter(|r| *r > 0);
-        if let Some(revision) = at {
-            options = options.with_revision(revision);
+        // An unlimited read that had to be split into pages: read the rest at the same
+        // revision, so the caller still gets one consistent snapshot.
+        while result.more {
+            let Some(last) = result.items.last() else {
+                break;
+            };
+            let next = ListOptions {
+                revision: Some(result.revision),
+                limit: None,
+                start_key: Some(format!("{}\u{0}", last.key)),
+            };
+            let page = self.list_page(prefix, &next).await?;
+            result.items.extend(page.items);
+            result.more = page.more;
+            result.remaining = page.remaining;
         }
-        let mut response = match self
-            .request(
-                self.client
-                    .kv_client()
-                    .get(range_start(start), Some(options)),
-            )
-            .await
-        {
-            Ok(response) => response,
-            Err(Failure::Compacted) => {
-                let requested = at.unwrap_or_default();
-                let compacted = self.compacted_revision().await.max(requested + 1);
-                return Err(StorageError::Compacted {
-                    requested,
-                    compacted,
-                });
-            }
-            Err(Failure::FutureRevision) => {
-                let current = self.current_revision().await?;
-                return Err(StorageError::FutureRevision {
-                    requested: at.unwrap_or_default(),
-                    current,
-                });
-            }
-            Err(Failure::Other(e)) => return Err(e),
-        };
-        let header = response.header().map(|h| h.revision()).unwrap_or_default();
-        let count = response.count();
-        let more = response.more();
-        let items = response
-            .take_kvs()
-            .iter()
-            .map(key_value)
-            .collect::<Result<Vec<_>>>()?;
-        let returned = i64::try_from(items.len()).unwrap_or(i64::MAX);
-        Ok(ListResult {
-            items,
-            revision: at.unwrap_or(header),
-            more,
-            remaining: (count - returned).max(0),
-        })
+        Ok(result)
     }
-
     async fn count(&self, prefix: &str) -> Result<i64> {
         let options = GetOptions::new()
             .with_range(prefix_end(prefix))
@@ -694,7 +742,7 @@ impl Storage for EtcdStorage {
                     current,
                 })
             }
-            Err(Failure::Other(e)) => Err(e),
+            Err(failure @ (Failure::Other(_) | Failure::TooLarge)) => Err(failure.into_error()),
         }
     }
 
