@@ -160,7 +160,7 @@ impl ApiServer {
         path: &str,
         query: &HashMap<String, String>,
     ) -> Result<Reply, StatusError> {
-        self.openapi.reply(path, query).ok_or_else(|| {
+        self.openapi.reply(path, query)?.ok_or_else(|| {
             StatusError::new(
                 404,
                 apimachinery::StatusReason::NotFound,

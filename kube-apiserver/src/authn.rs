@@ -89,15 +89,15 @@ impl Authenticator {
 
     /// Who sent a request: the client certificate wins, then a bearer token, then
     /// anonymous.
+    /// `cert_user` is the connection's verified client certificate's user
+    /// ([`certificate_user`]), parsed once per connection.
     pub fn authenticate(
         &self,
         headers: &HeaderMap,
-        peer_cert: Option<&CertificateDer<'_>>,
+        cert_user: Option<&UserInfo>,
     ) -> Result<UserInfo, StatusError> {
-        if let Some(cert) = peer_cert {
-            if let Some(user) = user_from_certificate(cert) {
-                return Ok(with_authenticated(user));
-            }
+        if let Some(user) = cert_user {
+            return Ok(user.clone());
         }
         if let Some(auth) = headers
             .get(http::header::AUTHORIZATION)
@@ -122,6 +122,11 @@ fn with_authenticated(mut user: UserInfo) -> UserInfo {
         user.groups.push("system:authenticated".into());
     }
     user
+}
+
+/// The authenticated user of a verified client certificate.
+pub fn certificate_user(cert: &CertificateDer<'_>) -> Option<UserInfo> {
+    user_from_certificate(cert).map(with_authenticated)
 }
 
 /// The user a verified client certificate names.

@@ -3,6 +3,7 @@
 //! (strict field validation, strategic merge patch).
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use apimachinery::strategicpatch;
 use apimachinery::StatusError;
@@ -16,9 +17,11 @@ use serde_json::Value;
 use crate::handlers::Reply;
 use crate::registry::{Registry, ResourceInfo, Subresource};
 
+/// The documents are built on the first request for one (about 80 ms), as upstream
+/// builds its OpenAPI v3 lazily: a server nobody asks for OpenAPI does not hold them.
 pub struct Documents {
-    definitions: &'static Definitions,
-    documents: OpenApiDocuments,
+    resources: Vec<ServedResource>,
+    documents: OnceLock<Result<OpenApiDocuments, String>>,
 }
 
 fn subresource(info: &ResourceInfo, sub: &Subresource) -> Option<ServedSubresource> {
@@ -87,44 +90,65 @@ fn served(info: &ResourceInfo) -> ServedResource {
 }
 
 impl Documents {
-    pub fn build(registry: &Registry) -> anyhow::Result<Self> {
-        let definitions = Definitions::global();
-        let resources: Vec<ServedResource> =
-            registry.stores().iter().map(|s| served(s.info())).collect();
-        let options = DocumentOptions {
-            version: crate::version::GIT_VERSION.into(),
-            ..DocumentOptions::default()
-        };
-        let documents = OpenApiDocuments::build(definitions, &resources, &options)?;
-        Ok(Documents {
-            definitions,
-            documents,
-        })
+    pub fn new(registry: &Registry) -> Self {
+        let resources = registry.stores().iter().map(|s| served(s.info())).collect();
+        Documents {
+            resources,
+            documents: OnceLock::new(),
+        }
+    }
+
+    fn documents(&self) -> Result<&OpenApiDocuments, StatusError> {
+        let built = self.documents.get_or_init(|| {
+            let options = DocumentOptions {
+                version: crate::version::GIT_VERSION.into(),
+                ..DocumentOptions::default()
+            };
+            OpenApiDocuments::build(Definitions::global(), &self.resources, &options)
+                .map_err(|e| e.to_string())
+        });
+        built
+            .as_ref()
+            .map_err(|e| StatusError::internal(format!("building the OpenAPI documents: {e}")))
     }
 
     pub fn definitions(&self) -> &'static Definitions {
-        self.definitions
+        Definitions::global()
     }
 
     /// Serve `/openapi/v2`, `/openapi/v3` or `/openapi/v3/<group-version>`.
-    pub fn reply(&self, path: &str, query: &HashMap<String, String>) -> Option<Reply> {
+    pub fn reply(
+        &self,
+        path: &str,
+        query: &HashMap<String, String>,
+    ) -> Result<Option<Reply>, StatusError> {
+        let documents = self.documents()?;
+        Ok(self.reply_from(documents, path, query))
+    }
+
+    fn reply_from(
+        &self,
+        documents: &OpenApiDocuments,
+        path: &str,
+        query: &HashMap<String, String>,
+    ) -> Option<Reply> {
         if path == "/openapi/v2" {
             return Some(Reply::full(
                 StatusCode::OK,
                 "application/json",
-                self.documents.v2.bytes.clone(),
+                documents.v2.bytes.clone(),
             ));
         }
         let rest = path.strip_prefix("/openapi/v3")?.trim_matches('/');
         if rest.is_empty() {
-            let doc = &self.documents.v3_index;
+            let doc = &documents.v3_index;
             return Some(
                 Reply::full(StatusCode::OK, "application/json", doc.bytes.clone())
                     .with_header(http::header::ETAG, &doc.etag())
                     .with_header(http::header::CACHE_CONTROL, "no-cache, private"),
             );
         }
-        let doc = self.documents.v3_group_version(rest)?;
+        let doc = documents.v3_group_version(rest)?;
         let reply = match query.get("hash") {
             Some(hash) if *hash == doc.hash => {
                 Reply::full(StatusCode::OK, "application/json", doc.bytes.clone())
@@ -157,11 +181,11 @@ impl Documents {
         raw_json: Option<&[u8]>,
     ) -> Vec<String> {
         if let Some(raw) = raw_json {
-            if let Ok(found) = self.definitions.strict_field_errors(definition, raw) {
+            if let Ok(found) = Definitions::global().strict_field_errors(definition, raw) {
                 return found.iter().map(ToString::to_string).collect();
             }
         }
-        self.definitions
+        Definitions::global()
             .unknown_fields(definition, obj)
             .into_iter()
             .map(|f| format!("unknown field {f:?}"))
@@ -174,7 +198,7 @@ impl Documents {
         current: &Value,
         patch: &Value,
     ) -> Result<Value, StatusError> {
-        let result = match self.definitions.patch_meta(definition) {
+        let result = match Definitions::global().patch_meta(definition) {
             Some(meta) => {
                 strategicpatch::strategic_merge_patch(current.clone(), patch.clone(), &meta)
             }
@@ -195,5 +219,49 @@ impl Reply {
             Ok(v) => self.header(name, v),
             Err(_) => self,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::registry::{all_resources, BuildContext};
+
+    #[test]
+    fn every_served_resource_has_its_documents() {
+        let storage: Arc<dyn storage::Storage> = Arc::new(storage::memory::MemoryStorage::new());
+        let ctx = BuildContext {
+            storage: Arc::clone(&storage),
+            etcd_prefix: "/registry".into(),
+            service_cluster_ip_range: "10.96.0.0/12".parse().unwrap(),
+            service_node_port_range: (30000, 32767),
+        };
+        let registry = Registry::new(all_resources(&ctx), storage, None, "/registry");
+        let docs = Documents::new(&registry);
+        let index = docs.reply("/openapi/v3", &HashMap::new()).unwrap().unwrap();
+        assert_eq!(index.status(), StatusCode::OK);
+        for store in registry.stores() {
+            let info = store.info();
+            let path = if info.group.is_empty() {
+                format!("/openapi/v3/api/{}", info.version)
+            } else {
+                format!("/openapi/v3/apis/{}/{}", info.group, info.version)
+            };
+            let reply = docs.reply(&path, &HashMap::new()).unwrap();
+            assert!(
+                reply.is_some_and(|r| r.status() == StatusCode::OK),
+                "{path}"
+            );
+        }
+        assert!(docs
+            .reply("/openapi/v3/apis/nothing/v1", &HashMap::new())
+            .unwrap()
+            .is_none());
+        assert!(docs
+            .reply("/openapi/v2", &HashMap::new())
+            .unwrap()
+            .is_some());
     }
 }

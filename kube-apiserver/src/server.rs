@@ -80,7 +80,7 @@ pub async fn build(opts: &Options) -> anyhow::Result<Arc<ApiServer>> {
         .map(|a| a.to_string())
         .unwrap_or_else(|| "127.0.0.1".to_string());
     let discovery = Discovery::build(&registry, &format!("{advertise}:{}", opts.secure_port));
-    let openapi = crate::openapi::Documents::build(&registry)?;
+    let openapi = crate::openapi::Documents::new(&registry);
     let mut authenticator = Authenticator::new(opts.anonymous_auth);
     if let Some(path) = &opts.token_auth_file {
         authenticator.load_token_file(path)?;
@@ -224,12 +224,12 @@ pub async fn serve(
                         }
                         Err(_) => return,
                     };
-                    let peer_cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
+                    let cert_user = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(crate::authn::certificate_user);
                     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                         let server = Arc::clone(&server);
-                        let peer_cert = peer_cert.clone();
+                        let cert_user = cert_user.clone();
                         async move {
-                            let resp = match server.authenticator.authenticate(req.headers(), peer_cert.as_ref()) {
+                            let resp = match server.authenticator.authenticate(req.headers(), cert_user.as_ref()) {
                                 Ok(user) => handlers::serve(server, req.map(Body::new), user).await,
                                 Err(e) => handlers::error_reply(&e).into_response(),
                             };

@@ -564,7 +564,7 @@ impl Store {
             .create(&key, self.encode_for_storage(&obj)?, self.info().ttl)
             .await
         {
-            Ok(kv) => self.decode_stored(&kv).map(Some),
+            Ok(kv) => Ok(Some(written(obj, &kv))),
             Err(StorageError::AlreadyExists { .. }) if generated => {
                 Err(StatusError::generate_name_conflict(&self.resource(), name))
             }
@@ -735,7 +735,7 @@ impl Store {
                 .await;
             self.update_done(&new, &old, result.is_ok()).await;
             match result {
-                Ok(kv) => return Ok((self.decode_stored(&kv)?, false)),
+                Ok(kv) => return Ok((written(new, &kv), false)),
                 Err(StorageError::Conflict { current: c, .. }) => {
                     if !requested_rv.is_empty() {
                         return Err(StatusError::object_modified(&self.resource(), name));
@@ -951,7 +951,7 @@ impl Store {
                         )
                         .await
                     {
-                        Ok(kv) => return Ok(DeleteOutcome::Pending(self.decode_stored(&kv)?)),
+                        Ok(kv) => return Ok(DeleteOutcome::Pending(written(updated, &kv))),
                         Err(StorageError::Conflict { current: c, .. }) => {
                             current = c;
                             continue;
@@ -1262,6 +1262,13 @@ pub fn status_json(e: &StatusError) -> Value {
         map.insert("apiVersion".into(), Value::String("v1".into()));
     }
     v
+}
+
+/// The object just written, as a read would return it: what was sent, at the write's
+/// revision (no need to parse the stored bytes back).
+fn written(mut obj: Value, kv: &KeyValue) -> Value {
+    object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
+    obj
 }
 
 fn strip_rv(obj: &Value) -> Value {
