@@ -16,11 +16,16 @@ pub fn apiserver_binary() -> PathBuf {
     if let Ok(p) = std::env::var("KUBE_APISERVER_BIN") {
         return PathBuf::from(p);
     }
+    binary("kube-apiserver")
+}
+
+/// A workspace binary built next to this test binary (`hack/test.sh` builds them all):
+/// target/<profile>/deps/<test> → target/<profile>/<name>.
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> → target/<profile>/kube-apiserver
     exe.parent()
         .and_then(Path::parent)
-        .map(|d| d.join("kube-apiserver"))
+        .map(|d| d.join(name))
         .expect("target dir")
 }
 
@@ -39,6 +44,8 @@ pub struct ControlPlane {
     pub port: u16,
     pub kubeconfig: PathBuf,
     extra_args: Vec<String>,
+    /// Other components started with [`ControlPlane::start_component`], by name.
+    components: Vec<(String, Child)>,
 }
 
 impl ControlPlane {
@@ -76,6 +83,7 @@ impl ControlPlane {
             port,
             kubeconfig,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            components: Vec::new(),
         };
         cp.start_apiserver()?;
         Ok(cp)
@@ -146,6 +154,49 @@ impl ControlPlane {
         }
     }
 
+    /// Start another component of the workspace (`kube-controller-manager`,
+    /// `kube-scheduler`, ...) with the admin kubeconfig and `args`; its output goes to
+    /// `<name>.log` in the control plane's directory. Stopped on drop.
+    pub fn start_component(&mut self, name: &str, args: &[&str]) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))?;
+        let child = Command::new(binary(name))
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning {}", binary(name).display()))?;
+        self.components.push((name.to_string(), child));
+        Ok(())
+    }
+
+    /// A component's log so far.
+    pub fn component_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Stop a component with SIGTERM and return its exit status.
+    pub fn stop_component(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<std::process::ExitStatus> {
+        let index = self
+            .components
+            .iter()
+            .position(|(n, _)| n == name)
+            .context("no such component")?;
+        let (_, child) = self.components.remove(index);
+        terminate(child, timeout)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kube-apiserver.log")).unwrap_or_default()
     }
@@ -156,7 +207,14 @@ impl ControlPlane {
 
     /// Send SIGTERM and return the exit status.
     pub fn terminate_apiserver(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
-        let mut child = self.apiserver.take().context("no apiserver running")?;
+        let child = self.apiserver.take().context("no apiserver running")?;
+        terminate(child, timeout)
+    }
+}
+
+/// SIGTERM, then wait for the exit (SIGKILL after `timeout`).
+fn terminate(mut child: Child, timeout: Duration) -> Result<std::process::ExitStatus> {
+    {
         let pid = child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status()?;
         let deadline = Instant::now() + timeout;
@@ -166,12 +224,14 @@ impl ControlPlane {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                bail!("kube-apiserver did not exit within {timeout:?} after SIGTERM");
+                bail!("process did not exit within {timeout:?} after SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
 
+impl ControlPlane {
     /// Run the real kubectl against this control plane.
     pub fn kubectl(&self, args: &[&str]) -> Result<Output> {
         self.kubectl_cmd(args).output().context("running kubectl")
@@ -228,6 +288,10 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        for (_, mut child) in self.components.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if let Some(mut child) = self.apiserver.take() {
             let _ = child.kill();
             let _ = child.wait();

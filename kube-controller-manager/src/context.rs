@@ -1,0 +1,32 @@
+//! What every controller gets at start.
+
+use std::sync::Arc;
+
+use client::SharedInformers;
+use kube::runtime::events::{Recorder, Reporter};
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::options::Options;
+
+#[derive(Clone)]
+pub struct Context {
+    pub client: kube::Client,
+    /// One watch per resource type, shared by all controllers. Subscribe to changes
+    /// while starting (before the informers start).
+    pub informers: Arc<SharedInformers>,
+    pub options: Arc<Options>,
+    pub metrics: Arc<Mutex<Registry>>,
+    /// Cancelled when the process shuts down or loses leadership.
+    pub shutdown: CancellationToken,
+}
+
+impl Context {
+    /// An event recorder reporting as `component` (upstream: e.g.
+    /// `deployment-controller`).
+    pub fn recorder(&self, component: &str) -> Recorder {
+        let reporter = Reporter { controller: component.to_string(), instance: None };
+        Recorder::new(self.client.clone(), reporter)
+    }
+}

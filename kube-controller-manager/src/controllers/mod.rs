@@ -1,0 +1,23 @@
+//! Every controller, registered under its upstream name (the names `--controllers`
+//! takes). A controller's `start` subscribes to the informers it needs and returns the
+//! future that runs it until shutdown.
+
+use futures::future::BoxFuture;
+
+use crate::context::Context;
+
+pub mod util;
+
+pub type ControllerFuture = BoxFuture<'static, ()>;
+
+/// One controller as the manager knows it.
+pub struct Descriptor {
+    pub name: &'static str,
+    pub enabled_by_default: bool,
+    pub start: fn(&Context) -> anyhow::Result<ControllerFuture>,
+}
+
+/// All controllers this manager has, in start order.
+pub fn all() -> Vec<Descriptor> {
+    Vec::new()
+}

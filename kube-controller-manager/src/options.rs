@@ -1,0 +1,149 @@
+//! Command-line flags, named and defaulted as upstream's kube-controller-manager flags.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    apimachinery::duration::parse_go_duration(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "kube-controller-manager", about = "The Kubernetes controller manager, in Rust")]
+pub struct Options {
+    /// Path to kubeconfig file with authorization and master location information.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Start a leader election client and gain leadership before executing the main loop.
+    #[arg(long = "leader-elect", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// The duration that non-leader candidates will wait before trying to acquire
+    /// leadership.
+    #[arg(long = "leader-elect-lease-duration", default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+
+    /// The name of the Lease used for leader election.
+    #[arg(long = "leader-elect-resource-name", default_value = "kube-controller-manager")]
+    pub leader_elect_resource_name: String,
+
+    /// The namespace of the Lease used for leader election.
+    #[arg(long = "leader-elect-resource-namespace", default_value = "kube-system")]
+    pub leader_elect_resource_namespace: String,
+
+    /// A list of controllers to enable. '*' enables all on-by-default controllers, 'foo'
+    /// enables the controller named 'foo', '-foo' disables the controller named 'foo'.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
+
+    /// The port on which to serve HTTPS (/healthz, /metrics). 0 picks a free port.
+    #[arg(long = "secure-port", default_value_t = 10257)]
+    pub secure_port: u16,
+
+    /// The IP address on which to listen for the --secure-port port.
+    #[arg(long = "bind-address", default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+
+    #[arg(long = "concurrent-deployment-syncs", default_value_t = 5)]
+    pub concurrent_deployment_syncs: u16,
+    #[arg(long = "concurrent-replicaset-syncs", default_value_t = 5)]
+    pub concurrent_replicaset_syncs: u16,
+    #[arg(long = "concurrent-rc-syncs", default_value_t = 5)]
+    pub concurrent_rc_syncs: u16,
+    #[arg(long = "concurrent-statefulset-syncs", default_value_t = 5)]
+    pub concurrent_statefulset_syncs: u16,
+    #[arg(long = "concurrent-daemonset-syncs", default_value_t = 2)]
+    pub concurrent_daemonset_syncs: u16,
+    #[arg(long = "concurrent-job-syncs", default_value_t = 5)]
+    pub concurrent_job_syncs: u16,
+    #[arg(long = "concurrent-cron-job-syncs", default_value_t = 5)]
+    pub concurrent_cron_job_syncs: u16,
+    #[arg(long = "concurrent-endpoint-syncs", default_value_t = 5)]
+    pub concurrent_endpoint_syncs: u16,
+    #[arg(long = "concurrent-service-endpoint-syncs", default_value_t = 5)]
+    pub concurrent_service_endpoint_syncs: u16,
+    #[arg(long = "concurrent-namespace-syncs", default_value_t = 10)]
+    pub concurrent_namespace_syncs: u16,
+    #[arg(long = "concurrent-gc-syncs", default_value_t = 20)]
+    pub concurrent_gc_syncs: u16,
+    #[arg(long = "concurrent-resource-quota-syncs", default_value_t = 5)]
+    pub concurrent_resource_quota_syncs: u16,
+    #[arg(long = "concurrent-serviceaccount-token-syncs", default_value_t = 5)]
+    pub concurrent_serviceaccount_token_syncs: u16,
+    #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5)]
+    pub concurrent_ttl_after_finished_syncs: u16,
+
+    /// CIDR range for pods in the cluster (with --allocate-node-cidrs).
+    #[arg(long = "cluster-cidr")]
+    pub cluster_cidr: Option<ipnet::IpNet>,
+
+    /// Should CIDRs for pods be allocated and set on the nodes.
+    #[arg(long = "allocate-node-cidrs", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allocate_node_cidrs: bool,
+
+    /// Mask size for node CIDRs in the cluster.
+    #[arg(long = "node-cidr-mask-size", default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+
+    /// CIDR range for services (excluded from node CIDRs when it overlaps the cluster
+    /// CIDR).
+    #[arg(long = "service-cluster-ip-range")]
+    pub service_cluster_ip_range: Option<ipnet::IpNet>,
+
+    /// Amount of time a running node may go unresponsive before it is marked unhealthy.
+    #[arg(long = "node-monitor-grace-period", default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+
+    /// The period for syncing NodeStatus in the node lifecycle controller.
+    #[arg(long = "node-monitor-period", default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+
+    /// Number of terminated pods that can exist before the terminated pod garbage
+    /// collector starts deleting terminated pods.
+    #[arg(long = "terminated-pod-gc-threshold", default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+
+    /// The instance prefix for the cluster.
+    #[arg(long = "cluster-name", default_value = "kubernetes")]
+    pub cluster_name: String,
+}
+
+impl Options {
+    /// Whether `--controllers` enables the controller `name`.
+    pub fn enabled(&self, name: &str, on_by_default: bool) -> bool {
+        let mut enabled = false;
+        for entry in &self.controllers {
+            let entry = entry.trim();
+            if entry == name {
+                return true;
+            }
+            if entry == format!("-{name}") {
+                return false;
+            }
+            if entry == "*" {
+                enabled = on_by_default;
+            }
+        }
+        enabled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controller_selection_follows_upstream() {
+        let o = Options::parse_from(["kcm", "--controllers=*,-job,bootstrapsigner"]);
+        assert!(o.enabled("deployment", true));
+        assert!(!o.enabled("job", true));
+        assert!(o.enabled("bootstrapsigner", false));
+        assert!(!o.enabled("tokencleaner", false));
+        let o = Options::parse_from(["kcm", "--controllers=deployment"]);
+        assert!(o.enabled("deployment", true));
+        assert!(!o.enabled("replicaset", true));
+    }
+}
