@@ -26,7 +26,10 @@ impl Context {
     /// An event recorder reporting as `component` (upstream: e.g.
     /// `deployment-controller`).
     pub fn recorder(&self, component: &str) -> Recorder {
-        let reporter = Reporter { controller: component.to_string(), instance: None };
+        let reporter = Reporter {
+            controller: component.to_string(),
+            instance: None,
+        };
         Recorder::new(self.client.clone(), reporter)
     }
 }

@@ -11,7 +11,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "kube-controller-manager", about = "The Kubernetes controller manager, in Rust")]
+#[command(
+    name = "kube-controller-manager",
+    about = "The Kubernetes controller manager, in Rust"
+)]
 pub struct Options {
     /// Path to kubeconfig file with authorization and master location information.
     #[arg(long)]
@@ -27,11 +30,17 @@ pub struct Options {
     pub leader_elect_lease_duration: Duration,
 
     /// The name of the Lease used for leader election.
-    #[arg(long = "leader-elect-resource-name", default_value = "kube-controller-manager")]
+    #[arg(
+        long = "leader-elect-resource-name",
+        default_value = "kube-controller-manager"
+    )]
     pub leader_elect_resource_name: String,
 
     /// The namespace of the Lease used for leader election.
-    #[arg(long = "leader-elect-resource-namespace", default_value = "kube-system")]
+    #[arg(
+        long = "leader-elect-resource-namespace",
+        default_value = "kube-system"
+    )]
     pub leader_elect_resource_namespace: String,
 
     /// A list of controllers to enable. '*' enables all on-by-default controllers, 'foo'

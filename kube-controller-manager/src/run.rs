@@ -18,7 +18,9 @@ use crate::options::Options;
 
 /// This replica's identity in the lease (upstream: `<hostname>_<uuid>`).
 fn identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
     format!("{host}_{}", uuid::Uuid::new_v4())
 }
 
@@ -26,11 +28,15 @@ fn identity() -> String {
 pub async fn run_controllers(ctx: Context, health: Health) -> anyhow::Result<()> {
     let mut running = Vec::new();
     for controller in controllers::all() {
-        if !ctx.options.enabled(controller.name, controller.enabled_by_default) {
+        if !ctx
+            .options
+            .enabled(controller.name, controller.enabled_by_default)
+        {
             tracing::info!(controller = controller.name, "controller disabled");
             continue;
         }
-        let future = (controller.start)(&ctx).with_context(|| format!("starting the {} controller", controller.name))?;
+        let future = (controller.start)(&ctx)
+            .with_context(|| format!("starting the {} controller", controller.name))?;
         tracing::info!(controller = controller.name, "started controller");
         running.push(tokio::spawn(future));
     }
@@ -45,11 +51,21 @@ pub async fn run_controllers(ctx: Context, health: Health) -> anyhow::Result<()>
 
 pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
     let options = Arc::new(options);
-    let client = client::config::client(options.kubeconfig.as_deref(), "kube-controller-manager").await?;
+    let client =
+        client::config::client(options.kubeconfig.as_deref(), "kube-controller-manager").await?;
     let metrics = Arc::new(Mutex::new(Registry::default()));
-    let health = Health { registry: Arc::clone(&metrics), ready: Default::default() };
+    let health = Health {
+        registry: Arc::clone(&metrics),
+        ready: Default::default(),
+    };
     let addr = SocketAddr::new(options.bind_address, options.secure_port);
-    let (bound, _server) = serving::serve(addr, "kube-controller-manager", health.clone(), shutdown.clone().cancelled_owned()).await?;
+    let (bound, _server) = serving::serve(
+        addr,
+        "kube-controller-manager",
+        health.clone(),
+        shutdown.clone().cancelled_owned(),
+    )
+    .await?;
     tracing::info!(%bound, "serving /healthz and /metrics");
     let ctx = Context {
         client: client.clone(),

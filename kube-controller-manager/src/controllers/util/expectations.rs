@@ -38,21 +38,40 @@ impl InFlight {
 
 impl Expectations {
     pub fn expect_created(&self, controller: &str, name: &str) {
-        self.pending.lock().entry(controller.to_string()).or_default().creating.insert(name.to_string(), Instant::now());
+        self.pending
+            .lock()
+            .entry(controller.to_string())
+            .or_default()
+            .creating
+            .insert(name.to_string(), Instant::now());
     }
 
     pub fn expect_deleted(&self, controller: &str, name: &str) {
-        self.pending.lock().entry(controller.to_string()).or_default().deleting.insert(name.to_string(), Instant::now());
+        self.pending
+            .lock()
+            .entry(controller.to_string())
+            .or_default()
+            .deleting
+            .insert(name.to_string(), Instant::now());
     }
 
     /// Writes of `controller` that the cache (which holds `present`) does not show yet.
     pub fn in_flight(&self, controller: &str, present: &HashSet<&str>) -> InFlight {
         let mut all = self.pending.lock();
-        let Some(p) = all.get_mut(controller) else { return InFlight::default() };
+        let Some(p) = all.get_mut(controller) else {
+            return InFlight::default();
+        };
         let now = Instant::now();
-        p.creating.retain(|name, at| !present.contains(name.as_str()) && now.duration_since(*at) < TIMEOUT);
-        p.deleting.retain(|name, at| present.contains(name.as_str()) && now.duration_since(*at) < TIMEOUT);
-        let in_flight = InFlight { creations: p.creating.len(), deletions: p.deleting.len() };
+        p.creating.retain(|name, at| {
+            !present.contains(name.as_str()) && now.duration_since(*at) < TIMEOUT
+        });
+        p.deleting.retain(|name, at| {
+            present.contains(name.as_str()) && now.duration_since(*at) < TIMEOUT
+        });
+        let in_flight = InFlight {
+            creations: p.creating.len(),
+            deletions: p.deleting.len(),
+        };
         if in_flight.is_empty() {
             all.remove(controller);
         }
@@ -76,7 +95,13 @@ mod tests {
         e.expect_created("ns/rs", "b");
         e.expect_deleted("ns/rs", "old");
         let present: HashSet<&str> = ["a", "old"].into_iter().collect();
-        assert_eq!(e.in_flight("ns/rs", &present), InFlight { creations: 1, deletions: 1 });
+        assert_eq!(
+            e.in_flight("ns/rs", &present),
+            InFlight {
+                creations: 1,
+                deletions: 1
+            }
+        );
         let present: HashSet<&str> = ["a", "b"].into_iter().collect();
         assert!(e.in_flight("ns/rs", &present).is_empty());
         assert!(e.in_flight("other", &present).is_empty());

@@ -5,7 +5,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 /// The pod a controller creates from `template`: the template's labels, annotations,
 /// finalizers and spec, named `<prefix><random>` by the API server, owned by `owner`.
-pub fn from_template(template: &PodTemplateSpec, namespace: &str, prefix: &str, owner: OwnerReference) -> Pod {
+pub fn from_template(
+    template: &PodTemplateSpec,
+    namespace: &str,
+    prefix: &str,
+    owner: OwnerReference,
+) -> Pod {
     let meta = template.metadata.clone().unwrap_or_default();
     Pod {
         metadata: ObjectMeta {

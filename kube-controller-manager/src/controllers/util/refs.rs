@@ -10,7 +10,10 @@ use serde_json::json;
 
 /// The controller reference of an object, if any.
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
-    meta.owner_references.as_ref()?.iter().find(|r| r.controller == Some(true))
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
 }
 
 /// A controller reference to `owner` (blocking its deletion in foreground, as upstream).
@@ -72,7 +75,8 @@ where
                 match adopt(api, owner, &obj).await {
                     Ok(adopted) => claimed.push(adopted),
                     // Gone or changed under us: the next sync sees the new state.
-                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 || e.code == 422 => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 || e.code == 422 => {
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -95,7 +99,12 @@ where
         block_owner_deletion: Some(true),
     };
     let patch = json!({"metadata": {"ownerReferences": [reference], "uid": obj.meta().uid}});
-    api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Strategic(patch)).await
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Strategic(patch),
+    )
+    .await
 }
 
 async fn release<K>(api: &Api<K>, obj: &K, owner_uid: &str) -> Result<(), kube::Error>
@@ -106,7 +115,14 @@ where
         "ownerReferences": [{"$patch": "delete", "uid": owner_uid}],
         "uid": obj.meta().uid,
     }});
-    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Strategic(patch)).await {
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 || e.code == 422 => Ok(()),
         Err(e) => Err(e),
@@ -124,8 +140,14 @@ mod tests {
         rs.metadata.name = Some("web".into());
         rs.metadata.uid = Some("u1".into());
         let r = controller_ref(&rs);
-        assert_eq!((r.api_version.as_str(), r.kind.as_str(), r.uid.as_str()), ("apps/v1", "ReplicaSet", "u1"));
-        let meta = ObjectMeta { owner_references: Some(vec![r]), ..Default::default() };
+        assert_eq!(
+            (r.api_version.as_str(), r.kind.as_str(), r.uid.as_str()),
+            ("apps/v1", "ReplicaSet", "u1")
+        );
+        let meta = ObjectMeta {
+            owner_references: Some(vec![r]),
+            ..Default::default()
+        };
         assert!(is_controlled_by(&meta, "u1"));
         assert!(!is_controlled_by(&meta, "u2"));
     }
