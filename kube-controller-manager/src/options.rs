@@ -85,22 +85,36 @@ pub struct Options {
     #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5)]
     pub concurrent_ttl_after_finished_syncs: u16,
 
-    /// CIDR range for pods in the cluster (with --allocate-node-cidrs).
-    #[arg(long = "cluster-cidr")]
-    pub cluster_cidr: Option<ipnet::IpNet>,
+    /// CIDR Range for Pods in cluster (with --allocate-node-cidrs); one CIDR, or an IPv4
+    /// and an IPv6 CIDR separated by a comma (dual stack).
+    #[arg(long = "cluster-cidr", value_delimiter = ',')]
+    pub cluster_cidr: Vec<ipnet::IpNet>,
 
     /// Should CIDRs for pods be allocated and set on the nodes.
     #[arg(long = "allocate-node-cidrs", default_value_t = false, action = clap::ArgAction::Set)]
     pub allocate_node_cidrs: bool,
 
-    /// Mask size for node CIDRs in the cluster.
-    #[arg(long = "node-cidr-mask-size", default_value_t = 24)]
-    pub node_cidr_mask_size: u8,
+    /// Mask size for node CIDRs in the cluster (single stack; 24 for IPv4, 64 for IPv6
+    /// when unset).
+    #[arg(long = "node-cidr-mask-size")]
+    pub node_cidr_mask_size: Option<u8>,
+
+    /// Mask size for IPv4 node CIDRs in a dual-stack cluster.
+    #[arg(long = "node-cidr-mask-size-ipv4")]
+    pub node_cidr_mask_size_ipv4: Option<u8>,
+
+    /// Mask size for IPv6 node CIDRs in a dual-stack cluster.
+    #[arg(long = "node-cidr-mask-size-ipv6")]
+    pub node_cidr_mask_size_ipv6: Option<u8>,
 
     /// CIDR range for services (excluded from node CIDRs when it overlaps the cluster
     /// CIDR).
     #[arg(long = "service-cluster-ip-range")]
     pub service_cluster_ip_range: Option<ipnet::IpNet>,
+
+    /// Secondary CIDR range for services (dual stack), excluded like the first.
+    #[arg(long = "secondary-service-cluster-ip-range")]
+    pub secondary_service_cluster_ip_range: Option<ipnet::IpNet>,
 
     /// Amount of time a running node may go unresponsive before it is marked unhealthy.
     #[arg(long = "node-monitor-grace-period", default_value = "40s", value_parser = parse_duration)]
@@ -109,6 +123,31 @@ pub struct Options {
     /// The period for syncing NodeStatus in the node lifecycle controller.
     #[arg(long = "node-monitor-period", default_value = "5s", value_parser = parse_duration)]
     pub node_monitor_period: Duration,
+
+    /// Amount of time which we allow starting Node to be unresponsive before marking it
+    /// unhealthy.
+    #[arg(long = "node-startup-grace-period", default_value = "1m0s", value_parser = parse_duration)]
+    pub node_startup_grace_period: Duration,
+
+    /// Number of nodes per second on which pods are deleted in case of node failure when
+    /// a zone is healthy.
+    #[arg(long = "node-eviction-rate", default_value_t = 0.1)]
+    pub node_eviction_rate: f32,
+
+    /// Number of nodes per second on which pods are deleted in case of node failure when
+    /// a zone is unhealthy (0 in clusters smaller than --large-cluster-size-threshold).
+    #[arg(long = "secondary-node-eviction-rate", default_value_t = 0.01)]
+    pub secondary_node_eviction_rate: f32,
+
+    /// Number of nodes from which the node lifecycle controller treats the cluster as
+    /// large for the eviction logic.
+    #[arg(long = "large-cluster-size-threshold", default_value_t = 50)]
+    pub large_cluster_size_threshold: u32,
+
+    /// Fraction of Nodes in a zone which needs to be not Ready (minimum 3) for the zone
+    /// to be treated as unhealthy.
+    #[arg(long = "unhealthy-zone-threshold", default_value_t = 0.55)]
+    pub unhealthy_zone_threshold: f32,
 
     /// Number of terminated pods that can exist before the terminated pod garbage
     /// collector starts deleting terminated pods.

@@ -6,6 +6,10 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod replicaset;
+pub mod tainteviction;
 pub mod util;
 
 pub type ControllerFuture = BoxFuture<'static, ()>;

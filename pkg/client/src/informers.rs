@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use futures::StreamExt;
-use kube::runtime::reflector::{self, ReflectHandle, Store};
+use futures::channel::mpsc;
+use futures::{SinkExt, Stream, StreamExt};
+use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use parking_lot::Mutex;
@@ -25,6 +26,8 @@ where
     store: Store<K>,
     /// Present until the informer starts; subscriptions come from it.
     writer: Arc<Mutex<Option<reflector::store::Writer<K>>>>,
+    /// Subscribers to deletions, taken before the informer starts.
+    deletions: Arc<Mutex<Vec<mpsc::Sender<Arc<K>>>>>,
 }
 
 impl<K> Clone for Informer<K>
@@ -35,6 +38,7 @@ where
         Informer {
             store: self.store.clone(),
             writer: Arc::clone(&self.writer),
+            deletions: Arc::clone(&self.deletions),
         }
     }
 }
@@ -61,6 +65,38 @@ where
             .as_ref()
             .and_then(reflector::store::Writer::subscribe)
             .ok_or_else(|| AlreadyStarted(K::kind(&()).to_string()))
+    }
+
+    /// A stream of deleted objects (their last known state), which [`Self::subscribe`]
+    /// does not carry: deletions the watch reports, and objects that a relist (after
+    /// the watch was cut off) no longer finds. Taken before [`SharedInformers::start`]
+    /// and read continuously, like `subscribe`.
+    pub fn subscribe_deletions(
+        &self,
+    ) -> Result<impl Stream<Item = Arc<K>> + Send + 'static, AlreadyStarted>
+    where
+        K: Send + Sync,
+    {
+        if self.writer.lock().is_none() {
+            return Err(AlreadyStarted(K::kind(&()).to_string()));
+        }
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        self.deletions.lock().push(tx);
+        Ok(rx)
+    }
+}
+
+/// Hands deleted objects to the deletion subscribers, waiting for slow ones as the
+/// change subscriptions do.
+async fn dispatch_deleted<K>(subscribers: &mut Vec<mpsc::Sender<Arc<K>>>, obj: Arc<K>) {
+    let mut closed = Vec::new();
+    for (i, tx) in subscribers.iter_mut().enumerate() {
+        if tx.send(Arc::clone(&obj)).await.is_err() {
+            closed.push(i);
+        }
+    }
+    for i in closed.into_iter().rev() {
+        subscribers.remove(i);
     }
 }
 
@@ -105,23 +141,46 @@ impl SharedInformers {
         let informer = Informer {
             store,
             writer: Arc::new(Mutex::new(Some(writer))),
+            deletions: Arc::new(Mutex::new(Vec::new())),
         };
         informers.insert(TypeId::of::<K>(), Box::new(informer.clone()));
         let api: Api<K> = Api::all(self.client.clone());
         let slot = Arc::clone(&informer.writer);
+        let deletions = Arc::clone(&informer.deletions);
+        let reader = informer.store.clone();
         let starter: Starter = Box::new(move || {
             let Some(writer) = slot.lock().take() else {
                 return;
             };
+            let mut subscribers = std::mem::take(&mut *deletions.lock());
             let kind = K::kind(&()).to_string();
             tokio::spawn(async move {
                 let mut events = watcher(api, watcher::Config::default())
                     .default_backoff()
                     .reflect_shared(writer)
                     .boxed();
+                // The cache as it was when a relist began: whatever the relist does not
+                // find again was deleted while the watch was down.
+                let mut before_relist: Option<Vec<Arc<K>>> = None;
                 while let Some(event) = events.next().await {
-                    if let Err(e) = event {
-                        tracing::warn!(kind, error = %e, "informer watch failed; retrying");
+                    match event {
+                        Err(e) => {
+                            tracing::warn!(kind, error = %e, "informer watch failed; retrying")
+                        }
+                        Ok(_) if subscribers.is_empty() => {}
+                        Ok(watcher::Event::Delete(obj)) => {
+                            dispatch_deleted(&mut subscribers, Arc::new(obj)).await
+                        }
+                        Ok(watcher::Event::Init) => before_relist = Some(reader.state()),
+                        Ok(watcher::Event::InitDone) => {
+                            for old in before_relist.take().unwrap_or_default() {
+                                let now = reader.get(&ObjectRef::from_obj(&*old));
+                                if now.is_none_or(|n| n.meta().uid != old.meta().uid) {
+                                    dispatch_deleted(&mut subscribers, old).await;
+                                }
+                            }
+                        }
+                        Ok(_) => {}
                     }
                 }
             });

@@ -7,11 +7,11 @@ use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, CronJobStatus, JobSpec};
 use serde_json::Value;
 
 use crate::registry::apps::{container_cells, format_label_selector, selector_json, template};
-use crate::registry::batch::cron::{load_location, Schedule};
 use crate::registry::batch::job::{default_pod_failure_policy, validate_job_spec_common};
 use crate::registry::table::{self, Column, AGE, NAME};
 use crate::registry::typed::TypedStrategy;
 use crate::registry::ResourceInfo;
+use cron_schedule::{load_location, Schedule};
 
 pub struct CronJobStrategy;
 

@@ -1,6 +1,5 @@
 //! The `batch` API group, version v1: run-to-completion workloads.
 
-pub mod cron;
 pub mod cronjob;
 pub mod job;
 

@@ -57,17 +57,28 @@ impl Expectations {
 
     /// Writes of `controller` that the cache (which holds `present`) does not show yet.
     pub fn in_flight(&self, controller: &str, present: &HashSet<&str>) -> InFlight {
+        self.in_flight_split(controller, present, present)
+    }
+
+    /// Like [`Self::in_flight`] for objects deleted gracefully: a creation is seen once
+    /// the cache holds the name at all (`seen`), a deletion once the name is gone from
+    /// the objects still `live` (absent or already marked for deletion), as upstream
+    /// counts a pod's deletion observed when its deletionTimestamp shows up.
+    pub fn in_flight_split(
+        &self,
+        controller: &str,
+        seen: &HashSet<&str>,
+        live: &HashSet<&str>,
+    ) -> InFlight {
         let mut all = self.pending.lock();
         let Some(p) = all.get_mut(controller) else {
             return InFlight::default();
         };
         let now = Instant::now();
-        p.creating.retain(|name, at| {
-            !present.contains(name.as_str()) && now.duration_since(*at) < TIMEOUT
-        });
-        p.deleting.retain(|name, at| {
-            present.contains(name.as_str()) && now.duration_since(*at) < TIMEOUT
-        });
+        p.creating
+            .retain(|name, at| !seen.contains(name.as_str()) && now.duration_since(*at) < TIMEOUT);
+        p.deleting
+            .retain(|name, at| live.contains(name.as_str()) && now.duration_since(*at) < TIMEOUT);
         let in_flight = InFlight {
             creations: p.creating.len(),
             deletions: p.deleting.len(),
@@ -105,5 +116,16 @@ mod tests {
         let present: HashSet<&str> = ["a", "b"].into_iter().collect();
         assert!(e.in_flight("ns/rs", &present).is_empty());
         assert!(e.in_flight("other", &present).is_empty());
+    }
+
+    #[test]
+    fn graceful_deletions_count_once_marked() {
+        let e = Expectations::default();
+        e.expect_created("ns/rs", "new");
+        e.expect_deleted("ns/rs", "old");
+        // Both in the cache; "old" is terminating, so no longer live.
+        let seen: HashSet<&str> = ["new", "old"].into_iter().collect();
+        let live: HashSet<&str> = ["new"].into_iter().collect();
+        assert!(e.in_flight_split("ns/rs", &seen, &live).is_empty());
     }
 }

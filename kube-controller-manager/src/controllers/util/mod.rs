@@ -2,6 +2,14 @@
 //! references, adoption and release of objects by selector, pod creation from
 //! templates, and expectations.
 
+pub mod backoff;
+pub mod discovery;
+pub mod events;
 pub mod expectations;
+pub mod history;
+pub mod nodes;
 pub mod pods;
+pub mod queue;
 pub mod refs;
+pub mod taints;
+pub mod triggers;

@@ -5,10 +5,11 @@
 //! which CronJob validation shows to users verbatim.
 //!
 //! [`Schedule::next_after`] is what the CronJob controller needs: the first activation
-//! strictly after a time.
+//! strictly after a time. The API server validates schedules with the same parser, so
+//! what it accepts is exactly what the controller can run.
 //!
 //! ```
-//! use kube_apiserver::registry::batch::cron::Schedule;
+//! use cron_schedule::Schedule;
 //! let s = Schedule::parse("*/15 9-17 * * mon-fri").unwrap();
 //! assert!(s.every().is_none());
 //! ```
