@@ -23,5 +23,21 @@ pub struct Descriptor {
 
 /// All controllers this manager has, in start order.
 pub fn all() -> Vec<Descriptor> {
-    Vec::new()
+    vec![
+        Descriptor {
+            name: nodeipam::NAME,
+            enabled_by_default: true,
+            start: nodeipam::start,
+        },
+        Descriptor {
+            name: "node-lifecycle",
+            enabled_by_default: true,
+            start: nodelifecycle::start,
+        },
+        Descriptor {
+            name: tainteviction::NAME,
+            enabled_by_default: true,
+            start: tainteviction::start,
+        },
+    ]
 }
