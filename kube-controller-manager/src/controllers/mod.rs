@@ -6,6 +6,7 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
@@ -23,5 +24,9 @@ pub struct Descriptor {
 
 /// All controllers this manager has, in start order.
 pub fn all() -> Vec<Descriptor> {
-    Vec::new()
+    vec![Descriptor {
+        name: job::NAME,
+        enabled_by_default: true,
+        start: job::start,
+    }]
 }
