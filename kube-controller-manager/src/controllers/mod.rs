@@ -9,6 +9,7 @@ use crate::context::Context;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod tainteviction;
 pub mod util;
 
@@ -23,5 +24,9 @@ pub struct Descriptor {
 
 /// All controllers this manager has, in start order.
 pub fn all() -> Vec<Descriptor> {
-    Vec::new()
+    vec![Descriptor {
+        name: "serviceaccount",
+        enabled_by_default: true,
+        start: serviceaccount::start,
+    }]
 }
