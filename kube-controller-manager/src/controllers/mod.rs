@@ -10,6 +10,7 @@ pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod tainteviction;
 pub mod util;
 
@@ -22,11 +23,19 @@ pub struct Descriptor {
     pub start: fn(&Context) -> anyhow::Result<ControllerFuture>,
 }
 
-/// All controllers this manager has, in start order.
-pub fn all() -> Vec<Descriptor> {
-    vec![Descriptor {
-        name: job::NAME,
+/// A controller that runs unless `--controllers` turns it off.
+fn on(name: &'static str, start: fn(&Context) -> anyhow::Result<ControllerFuture>) -> Descriptor {
+    Descriptor {
+        name,
         enabled_by_default: true,
-        start: job::start,
-    }]
+        start,
+    }
+}
+
+/// All controllers this manager has, in start order. One line each.
+pub fn all() -> Vec<Descriptor> {
+    vec![
+        on("serviceaccount", serviceaccount::start),
+        on(job::NAME, job::start),
+    ]
 }
