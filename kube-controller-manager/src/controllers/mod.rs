@@ -6,9 +6,11 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod tainteviction;
 pub mod util;
 
@@ -21,23 +23,22 @@ pub struct Descriptor {
     pub start: fn(&Context) -> anyhow::Result<ControllerFuture>,
 }
 
-/// All controllers this manager has, in start order.
+/// A controller that runs unless `--controllers` turns it off.
+fn on(name: &'static str, start: fn(&Context) -> anyhow::Result<ControllerFuture>) -> Descriptor {
+    Descriptor {
+        name,
+        enabled_by_default: true,
+        start,
+    }
+}
+
+/// All controllers this manager has, in start order. One line each.
 pub fn all() -> Vec<Descriptor> {
     vec![
-        Descriptor {
-            name: nodeipam::NAME,
-            enabled_by_default: true,
-            start: nodeipam::start,
-        },
-        Descriptor {
-            name: "node-lifecycle",
-            enabled_by_default: true,
-            start: nodelifecycle::start,
-        },
-        Descriptor {
-            name: tainteviction::NAME,
-            enabled_by_default: true,
-            start: tainteviction::start,
-        },
+        on("serviceaccount", serviceaccount::start),
+        on(job::NAME, job::start),
+        on(nodeipam::NAME, nodeipam::start),
+        on("node-lifecycle", nodelifecycle::start),
+        on(tainteviction::NAME, tainteviction::start),
     ]
 }
