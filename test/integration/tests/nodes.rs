@@ -2,7 +2,8 @@
 //! hollow-node process is killed (its Leases stop) the node lifecycle controller marks
 //! the node Unknown, taints it unreachable:NoExecute and marks its pods not ready; the
 //! taint-eviction controller deletes the pods once their tolerationSeconds run out,
-//! and new pods are scheduled to the surviving node.
+//! and new pods are scheduled to the surviving node. When the node comes back, it is
+//! Ready and untainted again.
 
 use std::time::{Duration, Instant};
 
@@ -270,4 +271,35 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     .unwrap();
     let node = jsonpath(&cp, &["get", "pod", "replacement"], "{.spec.nodeName}");
     assert_eq!(node, "beta-0");
+
+    // The node comes back (a new hollow-node process takes it over): Ready again, the
+    // taints go, its surviving pod is Ready again, and the evicted pod, now that a
+    // kubelet confirms it stopped, is gone.
+    cp.start_component(
+        "hollow-node",
+        &[
+            "--nodes=1",
+            "--name-prefix=alpha",
+            "--lease-renew-interval=2s",
+        ],
+    )
+    .unwrap();
+    eventually(&cp, Duration::from_secs(30), "alpha-0 Ready again", || {
+        (ready_condition(&cp, "node", "alpha-0") == "True").then_some(())
+    });
+    eventually(&cp, Duration::from_secs(30), "taints removed", || {
+        let taints = jsonpath(
+            &cp,
+            &["get", "node", "alpha-0"],
+            "{range .spec.taints[*]}{.key}:{.effect} {end}",
+        );
+        (!taints.contains("node.kubernetes.io/")).then_some(())
+    });
+    eventually(&cp, Duration::from_secs(30), "forever Ready again", || {
+        (ready_condition(&cp, "pod", "forever") == "True").then_some(())
+    });
+    eventually(&cp, Duration::from_secs(30), "short gone", || {
+        let names = cp.kubectl_ok(&["get", "pods", "-o", "name"]).ok()?;
+        (!names.contains("pod/short")).then_some(())
+    });
 }
