@@ -6,6 +6,7 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod deployment;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
@@ -23,5 +24,21 @@ pub struct Descriptor {
 
 /// All controllers this manager has, in start order.
 pub fn all() -> Vec<Descriptor> {
-    Vec::new()
+    vec![
+        Descriptor {
+            name: "replicaset",
+            enabled_by_default: true,
+            start: replicaset::start_replicaset,
+        },
+        Descriptor {
+            name: "replicationcontroller",
+            enabled_by_default: true,
+            start: replicaset::start_replicationcontroller,
+        },
+        Descriptor {
+            name: "deployment",
+            enabled_by_default: true,
+            start: deployment::start,
+        },
+    ]
 }
