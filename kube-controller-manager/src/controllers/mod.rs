@@ -7,9 +7,11 @@ use futures::future::BoxFuture;
 use crate::context::Context;
 
 pub mod deployment;
+pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod tainteviction;
 pub mod util;
 
@@ -22,23 +24,22 @@ pub struct Descriptor {
     pub start: fn(&Context) -> anyhow::Result<ControllerFuture>,
 }
 
-/// All controllers this manager has, in start order.
+/// A controller that runs unless `--controllers` turns it off.
+fn on(name: &'static str, start: fn(&Context) -> anyhow::Result<ControllerFuture>) -> Descriptor {
+    Descriptor {
+        name,
+        enabled_by_default: true,
+        start,
+    }
+}
+
+/// All controllers this manager has, in start order. One line each.
 pub fn all() -> Vec<Descriptor> {
     vec![
-        Descriptor {
-            name: "replicaset",
-            enabled_by_default: true,
-            start: replicaset::start_replicaset,
-        },
-        Descriptor {
-            name: "replicationcontroller",
-            enabled_by_default: true,
-            start: replicaset::start_replicationcontroller,
-        },
-        Descriptor {
-            name: "deployment",
-            enabled_by_default: true,
-            start: deployment::start,
-        },
+        on("serviceaccount", serviceaccount::start),
+        on(job::NAME, job::start),
+        on("replicaset", replicaset::start_replicaset),
+        on("replicationcontroller", replicaset::start_replicationcontroller),
+        on("deployment", deployment::start),
     ]
 }

@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod events;
 pub mod expectations;
 pub mod history;
+pub mod keyed;
 pub mod nodes;
 pub mod pods;
 pub mod queue;
