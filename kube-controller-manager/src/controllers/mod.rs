@@ -6,6 +6,7 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod deployment;
 pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
@@ -40,5 +41,8 @@ pub fn all() -> Vec<Descriptor> {
         on(nodeipam::NAME, nodeipam::start),
         on("node-lifecycle", nodelifecycle::start),
         on(tainteviction::NAME, tainteviction::start),
+        on("replicaset", replicaset::start_replicaset),
+        on("replicationcontroller", replicaset::start_replicationcontroller),
+        on("deployment", deployment::start),
     ]
 }
