@@ -9,8 +9,10 @@ use crate::context::Context;
 pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod tainteviction;
+pub mod ttlafterfinished;
 pub mod util;
 
 pub type ControllerFuture = BoxFuture<'static, ()>;
@@ -24,9 +26,21 @@ pub struct Descriptor {
 
 /// All controllers this manager has, in start order.
 pub fn all() -> Vec<Descriptor> {
-    vec![Descriptor {
-        name: job::NAME,
-        enabled_by_default: true,
-        start: job::start,
-    }]
+    vec![
+        Descriptor {
+            name: job::NAME,
+            enabled_by_default: true,
+            start: job::start,
+        },
+        Descriptor {
+            name: ttlafterfinished::NAME,
+            enabled_by_default: true,
+            start: ttlafterfinished::start,
+        },
+        Descriptor {
+            name: podgc::NAME,
+            enabled_by_default: true,
+            start: podgc::start,
+        },
+    ]
 }
