@@ -371,10 +371,7 @@ async fn finished_jobs_expire_and_terminated_pods_are_collected() {
     eventually(Duration::from_secs(20), "the job deleted", || async {
         match jobs.get_opt("short").await.unwrap() {
             None => Some(()),
-            Some(j) => {
-                if j.metadata.deletion_timestamp.is_none() {}
-                j.metadata.deletion_timestamp.map(|_| ())
-            }
+            Some(j) => j.metadata.deletion_timestamp.map(|_| ()),
         }
     })
     .await;
