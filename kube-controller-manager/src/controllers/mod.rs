@@ -11,6 +11,7 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod tainteviction;
 pub mod ttlafterfinished;
 pub mod util;
@@ -24,23 +25,21 @@ pub struct Descriptor {
     pub start: fn(&Context) -> anyhow::Result<ControllerFuture>,
 }
 
-/// All controllers this manager has, in start order.
+/// A controller that runs unless `--controllers` turns it off.
+fn on(name: &'static str, start: fn(&Context) -> anyhow::Result<ControllerFuture>) -> Descriptor {
+    Descriptor {
+        name,
+        enabled_by_default: true,
+        start,
+    }
+}
+
+/// All controllers this manager has, in start order. One line each.
 pub fn all() -> Vec<Descriptor> {
     vec![
-        Descriptor {
-            name: job::NAME,
-            enabled_by_default: true,
-            start: job::start,
-        },
-        Descriptor {
-            name: ttlafterfinished::NAME,
-            enabled_by_default: true,
-            start: ttlafterfinished::start,
-        },
-        Descriptor {
-            name: podgc::NAME,
-            enabled_by_default: true,
-            start: podgc::start,
-        },
+        on("serviceaccount", serviceaccount::start),
+        on(job::NAME, job::start),
+        on(ttlafterfinished::NAME, ttlafterfinished::start),
+        on(podgc::NAME, podgc::start),
     ]
 }
