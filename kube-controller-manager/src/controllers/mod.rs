@@ -10,9 +10,11 @@ pub mod deployment;
 pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod tainteviction;
+pub mod ttlafterfinished;
 pub mod util;
 
 pub type ControllerFuture = BoxFuture<'static, ()>;
@@ -44,5 +46,7 @@ pub fn all() -> Vec<Descriptor> {
         on("replicaset", replicaset::start_replicaset),
         on("replicationcontroller", replicaset::start_replicationcontroller),
         on("deployment", deployment::start),
+        on(ttlafterfinished::NAME, ttlafterfinished::start),
+        on(podgc::NAME, podgc::start),
     ]
 }
