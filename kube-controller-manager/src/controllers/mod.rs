@@ -6,6 +6,7 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod garbagecollector;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
@@ -24,9 +25,16 @@ pub struct Descriptor {
 
 /// All controllers this manager has, in start order.
 pub fn all() -> Vec<Descriptor> {
-    vec![Descriptor {
-        name: "serviceaccount",
-        enabled_by_default: true,
-        start: serviceaccount::start,
-    }]
+    vec![
+        Descriptor {
+            name: "serviceaccount",
+            enabled_by_default: true,
+            start: serviceaccount::start,
+        },
+        Descriptor {
+            name: "garbage-collector",
+            enabled_by_default: true,
+            start: garbagecollector::start,
+        },
+    ]
 }
