@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use crate::context::Context;
 
 pub mod garbagecollector;
+pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
@@ -35,6 +36,11 @@ pub fn all() -> Vec<Descriptor> {
             name: "garbage-collector",
             enabled_by_default: true,
             start: garbagecollector::start,
+        },
+        Descriptor {
+            name: "namespace",
+            enabled_by_default: true,
+            start: namespace::start,
         },
     ]
 }

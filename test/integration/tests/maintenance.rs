@@ -325,3 +325,125 @@ metadata:
         (!exists(&cp, "cm", "two-owners")).then_some(())
     });
 }
+
+const NAMESPACE_CONTENT: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: doomed
+spec:
+  containers:
+  - name: c
+    image: nginx
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: doomed
+data:
+  a: b
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: held
+  namespace: doomed
+  finalizers: [example.com/hold]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nginx
+  namespace: doomed
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+";
+
+fn condition(cp: &ControlPlane, ns: &str, type_: &str) -> Option<String> {
+    kubectl_out(
+        cp,
+        &[
+            "get",
+            "namespace",
+            ns,
+            "-o",
+            &format!(
+                "jsonpath={{.status.conditions[?(@.type==\"{type_}\")].status}} {{.status.conditions[?(@.type==\"{type_}\")].reason}}: {{.status.conditions[?(@.type==\"{type_}\")].message}}"
+            ),
+        ],
+    )
+}
+
+#[test]
+fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
+    let cp = start("namespace");
+    let timeout = Duration::from_secs(40);
+    // Everything inside goes, and `kubectl delete namespace` returns once it is gone.
+    cp.kubectl_ok(&["create", "namespace", "short"]).unwrap();
+    cp.kubectl_ok(&["create", "configmap", "x", "-n", "short"])
+        .unwrap();
+    cp.kubectl_ok(&["create", "deployment", "d", "--image=nginx", "-n", "short"])
+        .unwrap();
+    cp.kubectl_ok(&["delete", "namespace", "short", "--timeout=40s"])
+        .unwrap();
+    assert!(!exists(&cp, "namespace", "short"));
+
+    // Content held by a finalizer keeps the namespace, and the conditions say why.
+    cp.kubectl_ok(&["create", "namespace", "doomed"]).unwrap();
+    apply(&cp, NAMESPACE_CONTENT);
+    cp.kubectl_ok(&["delete", "namespace", "doomed", "--wait=false"])
+        .unwrap();
+    let finalizers = wait_for(&cp, timeout, "finalizers-remaining condition", || {
+        condition(&cp, "doomed", "NamespaceFinalizersRemaining").filter(|c| c.starts_with("True"))
+    });
+    assert_eq!(
+        finalizers,
+        "True SomeFinalizersRemain: Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+    );
+    let remaining = condition(&cp, "doomed", "NamespaceContentRemaining").unwrap();
+    assert_eq!(
+        remaining,
+        "True SomeResourcesRemain: Some resources are remaining: configmaps. has 1 resource instances"
+    );
+    assert_eq!(
+        condition(&cp, "doomed", "NamespaceDeletionDiscoveryFailure").unwrap(),
+        "False ResourcesDiscovered: All resources successfully discovered"
+    );
+    let left = cp
+        .kubectl_ok(&[
+            "get",
+            "pods,deployments,configmaps",
+            "-n",
+            "doomed",
+            "-o",
+            "name",
+        ])
+        .unwrap();
+    assert_eq!(left.trim(), "configmap/held");
+    cp.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        "doomed",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .unwrap();
+    wait_for(&cp, timeout, "namespace gone", || {
+        (!exists(&cp, "namespace", "doomed")).then_some(())
+    });
+}
