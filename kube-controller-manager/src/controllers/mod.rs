@@ -6,6 +6,8 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod endpoints;
+pub mod endpointslice;
 pub mod garbagecollector;
 pub mod namespace;
 pub mod nodeipam;
@@ -41,6 +43,16 @@ pub fn all() -> Vec<Descriptor> {
             name: "namespace",
             enabled_by_default: true,
             start: namespace::start,
+        },
+        Descriptor {
+            name: "endpoints",
+            enabled_by_default: true,
+            start: endpoints::start,
+        },
+        Descriptor {
+            name: "endpointslice",
+            enabled_by_default: true,
+            start: endpointslice::start,
         },
     ]
 }
