@@ -292,7 +292,22 @@ impl<S: Storage> CachedStorage<S> {
         };
         self.ready(cache).await?;
         cache.wait_fresh(after).await?;
-        Ok(into_stream(cache.subscribe(prefix, after, progress)?))
+        match cache.subscribe(prefix, after, progress.clone()) {
+            Ok(watch) => Ok(into_stream(watch)),
+            // Older than the cache reaches back: a client that listed from the backend
+            // before this cache started (or re-listed). The backend may still hold that
+            // history, and answers `Compacted` itself when it does not, so only truly
+            // lost history makes the client re-list.
+            Err(StorageError::Compacted { .. }) => match progress {
+                Some(progress) => {
+                    self.backend
+                        .watch_with_progress(prefix, after, progress)
+                        .await
+                }
+                None => self.backend.watch(prefix, after).await,
+            },
+            Err(error) => Err(error),
+        }
     }
 }
 

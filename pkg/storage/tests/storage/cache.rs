@@ -92,8 +92,10 @@ async fn fan_out_to_a_thousand_watchers() {
     );
 }
 
+/// Past the ring the backend serves the watch while it still has the history; once the
+/// backend compacted it too, the watch fails (410 for the client).
 #[tokio::test]
-async fn watch_older_than_the_ring_is_compacted() {
+async fn watch_older_than_the_ring_goes_to_the_backend_until_compacted() {
     let (backend, cache) = cached_memory(CacheOptions {
         capacity: 10,
         ..cache_options(PREFIX)
@@ -113,12 +115,16 @@ async fn watch_older_than_the_ring_is_compacted() {
         .wait_for_revision(PREFIX, written[19].mod_revision)
         .await
         .unwrap();
-    assert_compacted(cache.watch(PREFIX, start).await);
-    assert_compacted(cache.watch(PREFIX, written[8].mod_revision).await);
+    let mut watch = cache.watch(PREFIX, start).await.unwrap();
+    for kv in &written {
+        assert_eq!(&next_event(&mut watch).await.kv, kv);
+    }
     let mut watch = cache.watch(PREFIX, written[9].mod_revision).await.unwrap();
     for kv in &written[10..] {
         assert_eq!(&next_event(&mut watch).await.kv, kv);
     }
+    backend.compact(written[19].mod_revision).await.unwrap();
+    assert_watch_compacted(cache.watch(PREFIX, written[8].mod_revision).await).await;
 }
 
 #[tokio::test]
@@ -148,6 +154,27 @@ async fn slow_watcher_catches_up_from_the_ring() {
     for kv in &written {
         assert_eq!(&next_event(&mut watch).await.kv, kv);
     }
+}
+
+/// A client listed from the backend before the cache started: its watch from that older
+/// revision is served by the backend, which still holds the history, instead of failing.
+#[tokio::test]
+async fn watch_older_than_the_cache_falls_back_to_the_backend() {
+    let backend = Arc::new(MemoryStorage::with_options(memory_options()));
+    let listed = backend.current_revision().await.unwrap();
+    let missed = backend
+        .create(&format!("{PREFIX}missed"), Bytes::from("v"), None)
+        .await
+        .unwrap();
+    let cache = CachedStorage::new(backend.clone(), cache_options(PREFIX));
+    cache.start().await.unwrap();
+    let mut watch = cache.watch(PREFIX, listed).await.unwrap();
+    assert_eq!(next_event(&mut watch).await.kv, missed);
+    let later = backend
+        .create(&format!("{PREFIX}later"), Bytes::from("v"), None)
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut watch).await.kv, later);
 }
 
 #[tokio::test]
@@ -360,8 +387,8 @@ async fn rewatches_after_a_broken_backend_watch() {
         .await
         .unwrap();
     let (items, _) = cache.list_from_cache(PREFIX).await.unwrap();
-    assert_eq!(items, vec![a, b, c.clone()]);
-    assert_compacted(cache.watch(PREFIX, c.mod_revision).await);
+    assert_eq!(items, vec![a, b.clone(), c.clone()]);
+    assert_watch_compacted(cache.watch(PREFIX, b.mod_revision).await).await;
     let mut watch = cache.watch(PREFIX, elsewhere.mod_revision).await.unwrap();
     let d = flaky
         .create(&format!("{PREFIX}d"), Bytes::from("d"), None)

@@ -175,6 +175,19 @@ pub async fn assert_no_event(stream: &mut WatchStream, quiet: Duration) {
     }
 }
 
+/// Asserts that a watch fails with `Compacted`, at once or as its stream's first error
+/// (backends differ in when they notice).
+pub async fn assert_watch_compacted(result: Result<WatchStream>) {
+    match result {
+        Err(StorageError::Compacted { .. }) => {}
+        Err(other) => panic!("expected Compacted, got {other:?}"),
+        Ok(mut stream) => match stream_error(&mut stream).await {
+            StorageError::Compacted { .. } => {}
+            other => panic!("expected Compacted, got {other:?}"),
+        },
+    }
+}
+
 pub fn assert_compacted<T>(result: Result<T>) {
     match result {
         Err(StorageError::Compacted { .. }) => {}
