@@ -155,6 +155,10 @@ pub struct Options {
     #[arg(long = "terminated-pod-gc-threshold", default_value_t = 12500)]
     pub terminated_pod_gc_threshold: usize,
 
+    /// The maximum number of endpoints that will be added to an EndpointSlice.
+    #[arg(long = "max-endpoints-per-slice", default_value_t = 100)]
+    pub max_endpoints_per_slice: usize,
+
     /// The instance prefix for the cluster.
     #[arg(long = "cluster-name", default_value = "kubernetes")]
     pub cluster_name: String,

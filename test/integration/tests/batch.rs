@@ -335,3 +335,71 @@ async fn jobs_on_hollow_nodes() {
         "2 BackoffLimitExceeded"
     );
 }
+
+/// ttl-after-finished deletes a finished job; podgc keeps terminated pods under
+/// `--terminated-pod-gc-threshold`, oldest deleted first.
+#[tokio::test(flavor = "multi_thread")]
+async fn finished_jobs_expire_and_terminated_pods_are_collected() {
+    let mut cp = ControlPlane::start().unwrap();
+    cp.start_component(
+        "kube-controller-manager",
+        &[
+            "--controllers=job,ttl-after-finished,podgc",
+            "--leader-elect=false",
+            "--secure-port=0",
+            "--terminated-pod-gc-threshold=2",
+        ],
+    )
+    .unwrap();
+    let client = cp.client().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"short"},
+            "spec":{"ttlSecondsAfterFinished":1,"template":{"spec":{"restartPolicy":"Never",
+            "containers":[{"name":"main","image":"busybox"}]}}}}"#,
+    )
+    .unwrap();
+    let pod = eventually(Duration::from_secs(20), "the job's pod", || async {
+        job_pods(&pods, "short").await.into_iter().next()
+    })
+    .await;
+    finish(&pods, &pod, 0).await;
+    // Deleted in the foreground: gone, or marked for deletion waiting for the garbage
+    // collector (not running here) to remove its pods first.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
+    eventually(Duration::from_secs(20), "the job deleted", || async {
+        match jobs.get_opt("short").await.unwrap() {
+            None => Some(()),
+            Some(j) => j.metadata.deletion_timestamp.map(|_| ()),
+        }
+    })
+    .await;
+
+    // Three more terminated pods: with the job's, four; two stay, the oldest go.
+    for name in ["gc-a", "gc-b", "gc-c"] {
+        cp.kubectl_ok(&["run", name, "--image=busybox", "--restart=Never"])
+            .unwrap();
+        let p = pods.get(name).await.unwrap();
+        finish(&pods, &p, 0).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    eventually(
+        Duration::from_secs(45),
+        "terminated pods collected",
+        || async {
+            let names: Vec<String> = pods
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            (names.len() == 2).then_some(names)
+        },
+    )
+    .await;
+    assert!(pods.get_opt("gc-c").await.unwrap().is_some());
+    assert!(pods.get_opt("gc-b").await.unwrap().is_some());
+}

@@ -29,7 +29,7 @@ use serde_json::json;
 use crate::context::Context;
 use crate::controllers::util::events::EventSink;
 use crate::controllers::util::expectations::Expectations;
-use crate::controllers::util::keyed::{self, split_key};
+use crate::controllers::util::keyed::{self, key_of, split_key};
 use crate::controllers::util::queue::Outcome;
 use crate::controllers::util::{pods, refs};
 use crate::controllers::ControllerFuture;
@@ -53,6 +53,16 @@ pub struct JobController {
     events: EventSink,
     expectations: Expectations,
     backoff: Mutex<HashMap<String, BackoffRecord>>,
+    /// The resourceVersion of each job's last status write.
+    written: Mutex<HashMap<String, u64>>,
+}
+
+fn rv_number(job: &Job) -> u64 {
+    job.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
@@ -67,12 +77,13 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         events: EventSink::new(ctx, COMPONENT),
         expectations: Expectations::default(),
         backoff: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
     });
     let workers = usize::from(ctx.options.concurrent_job_syncs);
     let shutdown = ctx.shutdown.clone();
     let ready = {
         let c = Arc::clone(&c);
-        async move { c.jobs.wait_until_ready().await.is_ok() && c.pods.wait_until_ready().await.is_ok() }
+        async move { keyed::synced(&c.jobs).await && keyed::synced(&c.pods).await }
     };
     Ok(Box::pin(async move {
         keyed::run(keys, ready, workers, shutdown, move |key| {
@@ -101,8 +112,17 @@ impl JobController {
         let Some(job) = self.jobs.get(&ObjectRef::new(name).within(ns)) else {
             self.expectations.forget(key);
             self.backoff.lock().remove(key);
+            self.written.lock().remove(key);
             return Outcome::Forget;
         };
+        // The cache may not show our last status write yet: acting on an older job
+        // would count pods again or miss conditions.
+        let cached_rv = rv_number(&job);
+        if let Some(&written) = self.written.lock().get(key) {
+            if cached_rv < written {
+                return Outcome::After(Duration::from_millis(100));
+            }
+        }
         match self.sync_job(key, &job).await {
             Ok(Some(d)) => Outcome::After(d),
             Ok(None) => Outcome::Forget,
@@ -215,13 +235,12 @@ impl JobController {
                     obs.succeeded_indexes.insert(i);
                 }
             }
-            // Terminating pods are let go whatever the policy; they count as failures
-            // when upstream's isPodFailed says so, or once the job is finishing (every
-            // pod not succeeded then failed).
+            // Pods count as failures when upstream's isPodFailed says so, or once the
+            // job is finishing (every pod not succeeded then failed).
+            // A terminating pod that does not count yet keeps its finalizer until it
+            // does, so it is never let go uncounted.
             let counts_failed = is_failed(pod, job) || (finishing && !is_succeeded(pod));
-            if !has_tracking_finalizer(pod)
-                || !(is_finished_pod(pod, job) || is_terminating(pod) || counts_failed)
-            {
+            if !has_tracking_finalizer(pod) || !(is_succeeded(pod) || counts_failed) {
                 continue;
             }
             obs.to_untrack.push(Arc::clone(pod));
@@ -670,7 +689,13 @@ impl JobController {
 
     async fn write_status(&self, api: &Api<Job>, job: &Job) -> Result<Job, kube::Error> {
         let name = job.metadata.name.clone().unwrap_or_default();
-        api.replace_status(&name, &PostParams::default(), job).await
+        let written = api
+            .replace_status(&name, &PostParams::default(), job)
+            .await?;
+        self.written
+            .lock()
+            .insert(key_of(&written.metadata), rv_number(&written));
+        Ok(written)
     }
 }
 
