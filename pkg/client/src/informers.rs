@@ -235,6 +235,16 @@ impl SharedInformers {
         }
     }
 
+    /// The kinds whose informers have not synced yet.
+    pub fn unsynced(&self) -> Vec<String> {
+        self.synced
+            .lock()
+            .iter()
+            .filter(|(_, rx)| !*rx.borrow())
+            .map(|(kind, _)| kind.clone())
+            .collect()
+    }
+
     /// Start every informer created so far (and, from now on, each new one at once).
     pub fn start(&self) {
         self.started

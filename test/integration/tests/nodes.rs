@@ -190,7 +190,7 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     .unwrap();
 
     // node-ipam: each node gets its own /24 out of the cluster CIDR.
-    let cidrs = eventually(&cp, Duration::from_secs(30), "pod CIDRs", || {
+    let cidrs = eventually(&cp, Duration::from_secs(60), "pod CIDRs", || {
         let out = cp
             .kubectl_ok(&[
                 "get",
@@ -239,7 +239,7 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     }
     // A ReplicaSet spread over both nodes.
     apply(&cp, RS);
-    let placed = eventually(&cp, Duration::from_secs(30), "4 web pods Ready", || {
+    let placed = eventually(&cp, Duration::from_secs(60), "4 web pods Ready", || {
         let pods = web_pods(&cp);
         (pods.len() == 4 && pods.iter().all(|p| p.3)).then_some(pods)
     });
@@ -257,7 +257,7 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
 
     // Ready goes Unknown after the grace period, with upstream's reason; kubectl shows
     // NotReady.
-    eventually(&cp, Duration::from_secs(30), "alpha-0 Unknown", || {
+    eventually(&cp, Duration::from_secs(60), "alpha-0 Unknown", || {
         (ready_condition(&cp, "node", "alpha-0") == "Unknown").then_some(())
     });
     assert!(
@@ -279,7 +279,7 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     assert_eq!(ready_condition(&cp, "node", "beta-0"), "True");
 
     // The unreachable NoExecute taint.
-    eventually(&cp, Duration::from_secs(20), "unreachable taint", || {
+    eventually(&cp, Duration::from_secs(45), "unreachable taint", || {
         let taints = jsonpath(
             &cp,
             &["get", "node", "alpha-0"],
@@ -291,13 +291,13 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     });
 
     // Pods on the lost node are marked not ready.
-    eventually(&cp, Duration::from_secs(20), "pods not ready", || {
+    eventually(&cp, Duration::from_secs(45), "pods not ready", || {
         (ready_condition(&cp, "pod", "forever") == "False").then_some(())
     });
 
     // The pod tolerating 3 s is evicted (deleted: it stays Terminating, as nothing
     // on the lost node confirms the deletion); the one tolerating forever stays.
-    eventually(&cp, Duration::from_secs(20), "eviction of short", || {
+    eventually(&cp, Duration::from_secs(45), "eviction of short", || {
         let deleted = jsonpath(
             &cp,
             &["get", "pod", "short"],
@@ -332,7 +332,7 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
 
     // The ReplicaSet's pods on the lost node are evicted too, and replaced on the
     // surviving node (the lost one is tainted unreachable).
-    let replaced = eventually(&cp, Duration::from_secs(30), "web pods replaced", || {
+    let replaced = eventually(&cp, Duration::from_secs(60), "web pods replaced", || {
         let pods = web_pods(&cp);
         let live: Vec<_> = pods.iter().filter(|p| !p.2).collect();
         let evicted = pods.iter().filter(|p| p.2 && p.1 == "alpha-0").count();
@@ -354,10 +354,10 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
         ],
     )
     .unwrap();
-    eventually(&cp, Duration::from_secs(30), "alpha-0 Ready again", || {
+    eventually(&cp, Duration::from_secs(60), "alpha-0 Ready again", || {
         (ready_condition(&cp, "node", "alpha-0") == "True").then_some(())
     });
-    eventually(&cp, Duration::from_secs(30), "taints removed", || {
+    eventually(&cp, Duration::from_secs(60), "taints removed", || {
         let taints = jsonpath(
             &cp,
             &["get", "node", "alpha-0"],
@@ -365,10 +365,10 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
         );
         (!taints.contains("node.kubernetes.io/")).then_some(())
     });
-    eventually(&cp, Duration::from_secs(30), "forever Ready again", || {
+    eventually(&cp, Duration::from_secs(60), "forever Ready again", || {
         (ready_condition(&cp, "pod", "forever") == "True").then_some(())
     });
-    eventually(&cp, Duration::from_secs(30), "short gone", || {
+    eventually(&cp, Duration::from_secs(60), "short gone", || {
         let names = cp.kubectl_ok(&["get", "pods", "-o", "name"]).ok()?;
         (!names.contains("pod/short")).then_some(())
     });
