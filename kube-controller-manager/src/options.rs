@@ -116,8 +116,9 @@ pub struct Options {
     #[arg(long = "secondary-service-cluster-ip-range")]
     pub secondary_service_cluster_ip_range: Option<ipnet::IpNet>,
 
-    /// Amount of time a running node may go unresponsive before it is marked unhealthy.
-    #[arg(long = "node-monitor-grace-period", default_value = "40s", value_parser = parse_duration)]
+    /// Amount of time a running node may go unresponsive before it is marked unhealthy
+    /// (50s since upstream 1.32, kubernetes/kubernetes#126287; 40s before).
+    #[arg(long = "node-monitor-grace-period", default_value = "50s", value_parser = parse_duration)]
     pub node_monitor_grace_period: Duration,
 
     /// The period for syncing NodeStatus in the node lifecycle controller.
@@ -163,16 +164,35 @@ pub struct Options {
     pub cluster_name: String,
 }
 
+/// Upstream's older controller names (still accepted as aliases since 1.28) that are
+/// not simply a registered name.
+const ALIASES: &[(&str, &str)] = &[
+    ("nodelifecycle", "node-lifecycle"),
+    ("nodeipam", "node-ipam"),
+    ("garbagecollector", "garbage-collector"),
+    ("ttl-after-finished", "ttl-after-finished"),
+];
+
+/// Whether a `--controllers` entry names the controller registered as `name`: its
+/// name, upstream's current name (`<name>-controller`), or an old alias.
+fn names(entry: &str, name: &str) -> bool {
+    entry == name
+        || entry.strip_suffix("-controller") == Some(name)
+        || ALIASES
+            .iter()
+            .any(|(alias, n)| *alias == entry && *n == name)
+}
+
 impl Options {
     /// Whether `--controllers` enables the controller `name`.
     pub fn enabled(&self, name: &str, on_by_default: bool) -> bool {
         let mut enabled = false;
         for entry in &self.controllers {
             let entry = entry.trim();
-            if entry == name {
+            if names(entry, name) {
                 return true;
             }
-            if entry == format!("-{name}") {
+            if entry.strip_prefix('-').is_some_and(|e| names(e, name)) {
                 return false;
             }
             if entry == "*" {
@@ -197,6 +217,23 @@ mod tests {
         let o = Options::parse_from(["kcm", "--controllers=deployment"]);
         assert!(o.enabled("deployment", true));
         assert!(!o.enabled("replicaset", true));
+    }
+
+    #[test]
+    fn upstream_controller_names_and_aliases_are_accepted() {
+        let o = Options::parse_from([
+            "kcm",
+            "--controllers=node-lifecycle-controller,nodeipam,replicaset-controller,taint-eviction-controller",
+        ]);
+        assert!(o.enabled("node-lifecycle", true));
+        assert!(o.enabled("node-ipam", true));
+        assert!(o.enabled("replicaset", true));
+        assert!(o.enabled("taint-eviction-controller", true));
+        assert!(!o.enabled("deployment", true));
+        let o = Options::parse_from(["kcm", "--controllers=*,-nodelifecycle,-job-controller"]);
+        assert!(!o.enabled("node-lifecycle", true));
+        assert!(!o.enabled("job", true));
+        assert!(o.enabled("node-ipam", true));
     }
 
     #[test]

@@ -24,6 +24,9 @@ fn identity() -> String {
     format!("{host}_{}", uuid::Uuid::new_v4())
 }
 
+/// How long the controllers wait for the informer caches before starting regardless.
+const CACHE_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Start the enabled controllers and run them until `shutdown` is cancelled.
 pub async fn run_controllers(ctx: Context, health: Health) -> anyhow::Result<()> {
     let mut running = Vec::new();
@@ -43,11 +46,17 @@ pub async fn run_controllers(ctx: Context, health: Health) -> anyhow::Result<()>
     ctx.informers.start();
     // The controllers run once the caches are synced, so none of them waits for a
     // store's readiness concurrently with another (see `wait_for_cache_sync`).
+    // A cache that cannot sync (a resource the server does not serve) must not hold
+    // every controller back: after a while the others start anyway.
     tokio::select! {
-        _ = ctx.informers.wait_for_cache_sync() => {}
+        synced = tokio::time::timeout(CACHE_SYNC_TIMEOUT, ctx.informers.wait_for_cache_sync()) => {
+            match synced {
+                Ok(()) => tracing::info!("caches synced"),
+                Err(_) => tracing::warn!(unsynced = ?ctx.informers.unsynced(), "caches not synced; starting the controllers anyway"),
+            }
+        }
         _ = ctx.shutdown.cancelled() => return Ok(()),
     }
-    tracing::info!("caches synced");
     let running: Vec<_> = running.into_iter().map(tokio::spawn).collect();
     health.set_ready(true);
     ctx.shutdown.cancelled().await;

@@ -17,8 +17,6 @@ use serde::de::DeserializeOwned;
 
 /// Changes buffered per subscriber before the watch waits for slow readers.
 const SUBSCRIBER_BUFFER: usize = 1024;
-/// How often a cache's readiness is looked at while waiting for the sync.
-const SYNC_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One resource type's cache, with the subscriptions controllers took before start.
 pub struct Informer<K>
@@ -103,6 +101,8 @@ async fn dispatch_deleted<K>(subscribers: &mut Vec<mpsc::Sender<Arc<K>>>, obj: A
 }
 
 type Starter = Box<dyn FnOnce() + Send>;
+/// Waits until one informer's cache holds its first list (false: it never will).
+type ReadyWait = Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
 /// The informers of one process: created on first use, watching once started.
 pub struct SharedInformers {
@@ -110,8 +110,10 @@ pub struct SharedInformers {
     informers: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
     pending: Mutex<Vec<Starter>>,
     started: std::sync::atomic::AtomicBool,
-    /// Per informer: whether its first list is in the cache.
-    synced: Mutex<Vec<(String, tokio::sync::watch::Receiver<bool>)>>,
+    /// Per informer: its kind and a wait for its cache's first list.
+    synced: Mutex<Vec<(String, ReadyWait)>>,
+    /// The kinds `wait_for_cache_sync` saw synced.
+    seen_synced: Mutex<Vec<String>>,
 }
 
 impl SharedInformers {
@@ -122,6 +124,7 @@ impl SharedInformers {
             pending: Mutex::new(Vec::new()),
             started: std::sync::atomic::AtomicBool::new(false),
             synced: Mutex::new(Vec::new()),
+            seen_synced: Mutex::new(Vec::new()),
         })
     }
 
@@ -153,32 +156,18 @@ impl SharedInformers {
         let slot = Arc::clone(&informer.writer);
         let deletions = Arc::clone(&informer.deletions);
         let reader = informer.store.clone();
-        let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
-        self.synced
-            .lock()
-            .push((K::kind(&()).to_string(), synced_rx));
+        let ready = informer.store.clone();
+        let wait: ReadyWait = Arc::new(move || {
+            let ready = ready.clone();
+            Box::pin(async move { ready.wait_until_ready().await.is_ok() })
+        });
+        self.synced.lock().push((K::kind(&()).to_string(), wait));
         let starter: Starter = Box::new(move || {
             let Some(writer) = slot.lock().take() else {
                 return;
             };
             let mut subscribers = std::mem::take(&mut *deletions.lock());
             let kind = K::kind(&()).to_string();
-            // Synced when the store is ready, which comes before the first list is
-            // handed to the subscribers (who may not read until the sync). Polled with
-            // a timeout: the store's readiness wakes only its latest waiter.
-            let ready = reader.clone();
-            tokio::spawn(async move {
-                loop {
-                    match tokio::time::timeout(SYNC_POLL, ready.wait_until_ready()).await {
-                        Ok(Ok(())) => {
-                            synced_tx.send_replace(true);
-                            return;
-                        }
-                        Ok(Err(_)) => return,
-                        Err(_) => {}
-                    }
-                }
-            });
             tokio::spawn(async move {
                 let mut events = watcher(api, watcher::Config::default())
                     .default_backoff()
@@ -221,18 +210,34 @@ impl SharedInformers {
     /// Wait until every informer created so far has its first list in its cache
     /// (upstream's `WaitForCacheSync`).
     ///
-    /// Prefer this to several tasks awaiting `Store::wait_until_ready` on one store at
-    /// the same time: kube-runtime's readiness signal keeps only the last waiter's
-    /// waker, so all but one of them may never wake. Once this returns, every
+    /// Call it from one task while nothing else waits on these caches, and start the
+    /// users of the caches afterwards: kube-runtime's `Store::wait_until_ready` keeps
+    /// only the latest waiter's waker, so of several tasks waiting on one store before
+    /// it is ready all but one may never wake. Once this returns, every
     /// `wait_until_ready` on these stores completes at once.
     pub async fn wait_for_cache_sync(&self) {
-        let receivers: Vec<(String, tokio::sync::watch::Receiver<bool>)> =
-            self.synced.lock().clone();
-        for (kind, mut rx) in receivers {
-            if rx.wait_for(|synced| *synced).await.is_err() {
+        let waits: Vec<(String, ReadyWait)> = self.synced.lock().clone();
+        for (kind, wait) in waits {
+            if self.seen_synced.lock().contains(&kind) {
+                continue;
+            }
+            if wait().await {
+                self.seen_synced.lock().push(kind);
+            } else {
                 tracing::warn!(kind, "informer stopped before its cache synced");
             }
         }
+    }
+
+    /// The kinds `wait_for_cache_sync` has not seen synced (yet).
+    pub fn unsynced(&self) -> Vec<String> {
+        let seen = self.seen_synced.lock().clone();
+        self.synced
+            .lock()
+            .iter()
+            .map(|(kind, _)| kind.clone())
+            .filter(|k| !seen.contains(k))
+            .collect()
     }
 
     /// Start every informer created so far (and, from now on, each new one at once).

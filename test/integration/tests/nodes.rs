@@ -2,7 +2,7 @@
 //! hollow-node process is killed (its Leases stop) the node lifecycle controller marks
 //! the node Unknown, taints it unreachable:NoExecute and marks its pods not ready; the
 //! taint-eviction controller deletes the pods once their tolerationSeconds run out,
-//! and new pods are scheduled to the surviving node. When the node comes back, it is
+//! and the ReplicaSet's replacements are scheduled to the surviving node. When the node comes back, it is
 //! Ready and untainted again.
 
 use std::time::{Duration, Instant};
@@ -67,6 +67,67 @@ spec:
     )
 }
 
+/// Four replicas spread over the nodes, tolerating a lost node for 3 s.
+const RS: &str = "apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: web
+spec:
+  replicas: 4
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        resources:
+          requests:
+            cpu: 100m
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: ScheduleAnyway
+        labelSelector:
+          matchLabels:
+            app: web
+      tolerations:
+      - key: node.kubernetes.io/unreachable
+        operator: Exists
+        effect: NoExecute
+        tolerationSeconds: 3
+      - key: node.kubernetes.io/not-ready
+        operator: Exists
+        effect: NoExecute
+        tolerationSeconds: 3
+";
+
+/// The ReplicaSet's pods: (name, node, terminating, ready).
+fn web_pods(cp: &ControlPlane) -> Vec<(String, String, bool, bool)> {
+    let out = jsonpath(
+        cp,
+        &["get", "pods", "-l", "app=web"],
+        "{range .items[*]}{.metadata.name},{.spec.nodeName},{.metadata.deletionTimestamp},{.status.conditions[?(@.type==\"Ready\")].status} {end}",
+    );
+    out.split_whitespace()
+        .filter_map(|e| {
+            let f: Vec<&str> = e.split(',').collect();
+            (f.len() == 4).then(|| {
+                (
+                    f[0].to_string(),
+                    f[1].to_string(),
+                    !f[2].is_empty(),
+                    f[3] == "True",
+                )
+            })
+        })
+        .collect()
+}
+
 fn apply(cp: &ControlPlane, yaml: &str) {
     let out = cp.kubectl_stdin(&["apply", "-f", "-"], yaml).unwrap();
     assert!(
@@ -114,7 +175,7 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
         &[
             "--leader-elect=false",
             "--secure-port=0",
-            "--controllers=node-lifecycle,taint-eviction-controller,node-ipam",
+            "--controllers=node-lifecycle,taint-eviction-controller,node-ipam,replicaset",
             "--node-monitor-grace-period=8s",
             "--node-monitor-period=1s",
             "--allocate-node-cidrs",
@@ -129,7 +190,7 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     .unwrap();
 
     // node-ipam: each node gets its own /24 out of the cluster CIDR.
-    let cidrs = eventually(&cp, Duration::from_secs(30), "pod CIDRs", || {
+    let cidrs = eventually(&cp, Duration::from_secs(60), "pod CIDRs", || {
         let out = cp
             .kubectl_ok(&[
                 "get",
@@ -176,6 +237,15 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
         ])
         .unwrap();
     }
+    // A ReplicaSet spread over both nodes.
+    apply(&cp, RS);
+    let placed = eventually(&cp, Duration::from_secs(60), "4 web pods Ready", || {
+        let pods = web_pods(&cp);
+        (pods.len() == 4 && pods.iter().all(|p| p.3)).then_some(pods)
+    });
+    let on_alpha = placed.iter().filter(|p| p.1 == "alpha-0").count();
+    assert!(on_alpha >= 1, "no web pod on alpha-0: {placed:?}");
+
     // The hollow node takes pod IPs from the CIDR node-ipam gave the node.
     let ip = jsonpath(&cp, &["get", "pod", "short"], "{.status.podIP}");
     let prefix = alpha_cidr.trim_end_matches("0/24");
@@ -187,7 +257,7 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
 
     // Ready goes Unknown after the grace period, with upstream's reason; kubectl shows
     // NotReady.
-    eventually(&cp, Duration::from_secs(30), "alpha-0 Unknown", || {
+    eventually(&cp, Duration::from_secs(60), "alpha-0 Unknown", || {
         (ready_condition(&cp, "node", "alpha-0") == "Unknown").then_some(())
     });
     assert!(
@@ -209,7 +279,7 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     assert_eq!(ready_condition(&cp, "node", "beta-0"), "True");
 
     // The unreachable NoExecute taint.
-    eventually(&cp, Duration::from_secs(20), "unreachable taint", || {
+    eventually(&cp, Duration::from_secs(45), "unreachable taint", || {
         let taints = jsonpath(
             &cp,
             &["get", "node", "alpha-0"],
@@ -221,13 +291,13 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     });
 
     // Pods on the lost node are marked not ready.
-    eventually(&cp, Duration::from_secs(20), "pods not ready", || {
+    eventually(&cp, Duration::from_secs(45), "pods not ready", || {
         (ready_condition(&cp, "pod", "forever") == "False").then_some(())
     });
 
     // The pod tolerating 3 s is evicted (deleted: it stays Terminating, as nothing
     // on the lost node confirms the deletion); the one tolerating forever stays.
-    eventually(&cp, Duration::from_secs(20), "eviction of short", || {
+    eventually(&cp, Duration::from_secs(45), "eviction of short", || {
         let deleted = jsonpath(
             &cp,
             &["get", "pod", "short"],
@@ -260,17 +330,17 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     );
     assert_eq!(elsewhere, "");
 
-    // A new pod goes to the surviving node (the lost one is tainted).
-    apply(&cp, &pod_yaml("replacement", None, Some(3)));
-    cp.kubectl_ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "pod/replacement",
-        "--timeout=30s",
-    ])
-    .unwrap();
-    let node = jsonpath(&cp, &["get", "pod", "replacement"], "{.spec.nodeName}");
-    assert_eq!(node, "beta-0");
+    // The ReplicaSet's pods on the lost node are evicted too, and replaced on the
+    // surviving node (the lost one is tainted unreachable).
+    let replaced = eventually(&cp, Duration::from_secs(60), "web pods replaced", || {
+        let pods = web_pods(&cp);
+        let live: Vec<_> = pods.iter().filter(|p| !p.2).collect();
+        let evicted = pods.iter().filter(|p| p.2 && p.1 == "alpha-0").count();
+        (live.len() == 4 && live.iter().all(|p| p.3 && p.1 == "beta-0") && evicted == on_alpha)
+            .then_some(pods)
+    });
+    let ready = jsonpath(&cp, &["get", "rs", "web"], "{.status.readyReplicas}");
+    assert_eq!(ready, "4", "{replaced:?}");
 
     // The node comes back (a new hollow-node process takes it over): Ready again, the
     // taints go, its surviving pod is Ready again, and the evicted pod, now that a
@@ -284,10 +354,10 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
         ],
     )
     .unwrap();
-    eventually(&cp, Duration::from_secs(30), "alpha-0 Ready again", || {
+    eventually(&cp, Duration::from_secs(60), "alpha-0 Ready again", || {
         (ready_condition(&cp, "node", "alpha-0") == "True").then_some(())
     });
-    eventually(&cp, Duration::from_secs(30), "taints removed", || {
+    eventually(&cp, Duration::from_secs(60), "taints removed", || {
         let taints = jsonpath(
             &cp,
             &["get", "node", "alpha-0"],
@@ -295,10 +365,10 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
         );
         (!taints.contains("node.kubernetes.io/")).then_some(())
     });
-    eventually(&cp, Duration::from_secs(30), "forever Ready again", || {
+    eventually(&cp, Duration::from_secs(60), "forever Ready again", || {
         (ready_condition(&cp, "pod", "forever") == "True").then_some(())
     });
-    eventually(&cp, Duration::from_secs(30), "short gone", || {
+    eventually(&cp, Duration::from_secs(60), "short gone", || {
         let names = cp.kubectl_ok(&["get", "pods", "-o", "name"]).ok()?;
         (!names.contains("pod/short")).then_some(())
     });
