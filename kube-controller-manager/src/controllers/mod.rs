@@ -6,6 +6,7 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod cronjob;
 pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
@@ -39,6 +40,7 @@ pub fn all() -> Vec<Descriptor> {
     vec![
         on("serviceaccount", serviceaccount::start),
         on(job::NAME, job::start),
+        on(cronjob::NAME, cronjob::start),
         on(ttlafterfinished::NAME, ttlafterfinished::start),
         on(podgc::NAME, podgc::start),
     ]
