@@ -13,6 +13,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod tainteviction;
 pub mod ttlafterfinished;
 pub mod util;
@@ -41,6 +42,7 @@ pub fn all() -> Vec<Descriptor> {
         on("serviceaccount", serviceaccount::start),
         on(job::NAME, job::start),
         on(cronjob::NAME, cronjob::start),
+        on(statefulset::NAME, statefulset::start),
         on(ttlafterfinished::NAME, ttlafterfinished::start),
         on(podgc::NAME, podgc::start),
     ]
