@@ -7,7 +7,12 @@ use futures::future::BoxFuture;
 use crate::context::Context;
 
 pub mod cronjob;
+pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod garbagecollector;
 pub mod job;
+pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
@@ -40,9 +45,22 @@ fn on(name: &'static str, start: fn(&Context) -> anyhow::Result<ControllerFuture
 pub fn all() -> Vec<Descriptor> {
     vec![
         on("serviceaccount", serviceaccount::start),
+        on("garbage-collector", garbagecollector::start),
+        on("namespace", namespace::start),
+        on("endpoints", endpoints::start),
+        on("endpointslice", endpointslice::start),
         on(job::NAME, job::start),
         on(cronjob::NAME, cronjob::start),
         on(statefulset::NAME, statefulset::start),
+        on(nodeipam::NAME, nodeipam::start),
+        on("node-lifecycle", nodelifecycle::start),
+        on(tainteviction::NAME, tainteviction::start),
+        on("replicaset", replicaset::start_replicaset),
+        on(
+            "replicationcontroller",
+            replicaset::start_replicationcontroller,
+        ),
+        on("deployment", deployment::start),
         on(ttlafterfinished::NAME, ttlafterfinished::start),
         on(podgc::NAME, podgc::start),
     ]

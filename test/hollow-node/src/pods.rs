@@ -69,7 +69,13 @@ pub struct Track {
     /// The previous run's exit (lastState), or the final one when terminal.
     pub last_exit: Option<Exit>,
     pub phase: Phase,
+    /// The pod's status reason when the kubelet ended it (`DeadlineExceeded`).
+    pub reason: Option<String>,
 }
+
+/// Upstream's reason and message for a pod stopped at its activeDeadlineSeconds.
+pub const DEADLINE_REASON: &str = "DeadlineExceeded";
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
 
 pub fn short_hash(s: &str) -> String {
     let digest = Sha256::digest(s.as_bytes());
@@ -115,13 +121,45 @@ impl Track {
             restarts: 0,
             last_exit: None,
             phase: Phase::Running,
+            reason: None,
         }
     }
 
-    /// Advance the pod to `now`: containers of a run-to-completion pod exit once
-    /// `run` is over. Returns when the next step is due, if any.
+    /// Advance the pod to `now`: a pod past its `activeDeadlineSeconds` is stopped
+    /// (Failed, DeadlineExceeded, as the kubelet does); containers of a
+    /// run-to-completion pod exit once `run` is over. Returns when the next step is
+    /// due, if any.
     pub fn advance(&mut self, pod: &Pod, run: Duration, now: Timestamp) -> Option<Duration> {
-        if self.phase != Phase::Running || !runs_to_completion(pod) {
+        if self.phase != Phase::Running {
+            return None;
+        }
+        let deadline_left = match pod.spec.as_ref().and_then(|s| s.active_deadline_seconds) {
+            Some(seconds) => {
+                let left = SignedDuration::from_secs(seconds) - now.duration_since(self.start_time);
+                if !left.is_positive() {
+                    self.last_exit = Some(Exit {
+                        code: 137,
+                        started_at: self.started_at,
+                        finished_at: now,
+                    });
+                    self.phase = Phase::Failed;
+                    self.reason = Some(DEADLINE_REASON.to_string());
+                    return None;
+                }
+                Duration::try_from(left).ok()
+            }
+            None => None,
+        };
+        let run_left = self.advance_run(pod, run, now);
+        match (run_left, deadline_left) {
+            (Some(a), Some(b)) if self.phase == Phase::Running => Some(a.min(b)),
+            (None, Some(b)) if self.phase == Phase::Running => Some(b),
+            (a, _) => a,
+        }
+    }
+
+    fn advance_run(&mut self, pod: &Pod, run: Duration, now: Timestamp) -> Option<Duration> {
+        if !runs_to_completion(pod) {
             return None;
         }
         let run = SignedDuration::try_from(run).unwrap_or(SignedDuration::MAX);
@@ -195,6 +233,7 @@ impl Track {
             restarts: cs.restart_count,
             last_exit: terminated(state).or_else(|| terminated(cs.last_state.as_ref())),
             phase,
+            reason: status.reason.clone(),
         })
     }
 
@@ -350,6 +389,9 @@ impl Track {
             pod_ip: ips.first().map(|p| p.ip.clone()),
             pod_ips: Some(ips),
             start_time: t(self.start_time),
+            reason: self.reason.clone(),
+            message: (self.reason.as_deref() == Some(DEADLINE_REASON))
+                .then(|| DEADLINE_MESSAGE.to_string()),
             container_statuses: Some(container_statuses),
             init_container_statuses: (!init_container_statuses.is_empty())
                 .then_some(init_container_statuses),
@@ -632,6 +674,45 @@ mod tests {
         let mut t = track(now);
         t.advance(&p, run, later);
         assert_eq!(t.phase, Phase::Succeeded);
+    }
+
+    #[test]
+    fn active_deadline_stops_the_pod() {
+        let now = Timestamp::now();
+        let mut p = pod("Always", None);
+        p.spec.as_mut().unwrap().active_deadline_seconds = Some(5);
+        let mut t = track(now);
+        let left = t.advance(
+            &p,
+            Duration::from_secs(2),
+            now + SignedDuration::from_secs(1),
+        );
+        assert_eq!(left, Some(Duration::from_secs(4)));
+        assert_eq!(
+            t.advance(
+                &p,
+                Duration::from_secs(2),
+                now + SignedDuration::from_secs(5)
+            ),
+            None
+        );
+        assert_eq!(t.phase, Phase::Failed);
+        let s = t.status(&p);
+        assert_eq!(s.reason.as_deref(), Some(DEADLINE_REASON));
+        assert_eq!(s.message.as_deref(), Some(DEADLINE_MESSAGE));
+        let p = with_status(p, &t);
+        assert_eq!(
+            Track::recover(&p).unwrap().reason.as_deref(),
+            Some(DEADLINE_REASON)
+        );
+        // A Never pod whose run ends first completes; the deadline bounds the wait.
+        let mut p = pod("Never", None);
+        p.spec.as_mut().unwrap().active_deadline_seconds = Some(1);
+        let mut t = track(now);
+        assert_eq!(
+            t.advance(&p, Duration::from_secs(2), now),
+            Some(Duration::from_secs(1))
+        );
     }
 
     #[test]

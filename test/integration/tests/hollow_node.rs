@@ -163,6 +163,31 @@ fn hollow_nodes_register_and_run_pods() {
     );
     assert_eq!(fail, "3 Error");
 
+    // activeDeadlineSeconds: the kubelet stops the pod.
+    let deadline = pod_yaml("deadline", "Always", None).replace(
+        "  restartPolicy: Always\n",
+        "  restartPolicy: Always\n  activeDeadlineSeconds: 2\n",
+    );
+    let out = cp.kubectl_stdin(&["apply", "-f", "-"], &deadline).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cp.kubectl_ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Failed",
+        "pod/deadline",
+        "--timeout=30s",
+    ])
+    .unwrap();
+    let reason = jsonpath(
+        &cp,
+        &["get", "pod", "deadline"],
+        "{.status.reason} {.status.containerStatuses[0].state.terminated.exitCode}",
+    );
+    assert_eq!(reason, "DeadlineExceeded 137");
+
     // kubectl delete waits until the pod is gone: the hollow node stops it and deletes
     // it for good.
     let started = Instant::now();
@@ -171,7 +196,7 @@ fn hollow_nodes_register_and_run_pods() {
     assert!(started.elapsed() < Duration::from_secs(20));
     let left = cp.kubectl_ok(&["get", "pods", "-o", "name"]).unwrap();
     assert!(!left.contains("pod/web"), "{left}");
-    cp.kubectl_ok(&["delete", "pod", "done", "fail", "--timeout=30s"])
+    cp.kubectl_ok(&["delete", "pod", "done", "fail", "deadline", "--timeout=30s"])
         .unwrap();
 
     // SIGTERM: a clean exit.

@@ -50,7 +50,6 @@ fn kubectl_out(cp: &ControlPlane, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-#[allow(dead_code)] // used by the tests that follow
 fn apply(cp: &ControlPlane, yaml: &str) {
     let out = cp.kubectl_stdin(&["apply", "-f", "-"], yaml).unwrap();
     assert!(
@@ -105,4 +104,346 @@ fn every_namespace_gets_a_default_service_account_again_after_deletion() {
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     assert!(kubectl_out(&cp, &["get", "sa", "robot", "-n", "team-a"]).is_none());
+}
+
+fn replicaset(name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: {name}
+spec:
+  replicas: 0
+  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      containers:
+      - name: c
+        image: nginx
+"
+    )
+}
+
+fn uid(cp: &ControlPlane, kind: &str, name: &str) -> String {
+    cp.kubectl_ok(&["get", kind, name, "-o", "jsonpath={.metadata.uid}"])
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// An unscheduled pod (deleted at once, no kubelet needed) owned by `owner`.
+fn owned_pod(name: &str, owner_kind: &str, owner: &str, owner_uid: &str) -> String {
+    let api_version = if owner_kind == "ReplicaSet" {
+        "apps/v1"
+    } else {
+        "v1"
+    };
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels:
+    app: {owner}
+  ownerReferences:
+  - apiVersion: {api_version}
+    kind: {owner_kind}
+    name: {owner}
+    uid: {owner_uid}
+    controller: true
+    blockOwnerDeletion: true
+spec:
+  containers:
+  - name: c
+    image: nginx
+"
+    )
+}
+
+fn rs_with_pods(cp: &ControlPlane, name: &str, pods: usize) -> String {
+    apply(cp, &replicaset(name));
+    let owner = uid(cp, "rs", name);
+    for i in 0..pods {
+        apply(
+            cp,
+            &owned_pod(&format!("{name}-{i}"), "ReplicaSet", name, &owner),
+        );
+    }
+    owner
+}
+
+fn exists(cp: &ControlPlane, kind: &str, name: &str) -> bool {
+    kubectl_out(cp, &["get", kind, name, "-o", "name"]).is_some()
+}
+
+#[test]
+fn cascading_deletion_in_all_three_modes() {
+    let cp = start("garbage-collector");
+    let timeout = Duration::from_secs(30);
+
+    // Background: the owner goes at once, the collector deletes its pods.
+    rs_with_pods(&cp, "bg", 2);
+    cp.kubectl_ok(&["delete", "rs", "bg", "--cascade=background"])
+        .unwrap();
+    wait_for(&cp, timeout, "background deletion of the pods", || {
+        (!exists(&cp, "pod", "bg-0") && !exists(&cp, "pod", "bg-1")).then_some(())
+    });
+
+    // Foreground: the owner waits (foregroundDeletion finalizer) until every blocking
+    // dependent is gone; one dependent is held by a finalizer of its own.
+    let owner = rs_with_pods(&cp, "fg", 2);
+    apply(
+        &cp,
+        &format!(
+            "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: fg-held
+  finalizers: [example.com/hold]
+  ownerReferences:
+  - apiVersion: apps/v1
+    kind: ReplicaSet
+    name: fg
+    uid: {owner}
+    blockOwnerDeletion: true
+"
+        ),
+    );
+    cp.kubectl_ok(&["delete", "rs", "fg", "--cascade=foreground", "--wait=false"])
+        .unwrap();
+    wait_for(&cp, timeout, "pods of the foreground owner deleted", || {
+        (!exists(&cp, "pod", "fg-0") && !exists(&cp, "pod", "fg-1")).then_some(())
+    });
+    let held = cp
+        .kubectl_ok(&[
+            "get",
+            "rs",
+            "fg",
+            "-o",
+            "jsonpath={.metadata.finalizers} {.metadata.deletionTimestamp}",
+        ])
+        .unwrap();
+    assert!(held.contains("foregroundDeletion"), "{held}");
+    let cm = cp
+        .kubectl_ok(&[
+            "get",
+            "cm",
+            "fg-held",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ])
+        .unwrap();
+    assert!(!cm.trim().is_empty(), "held dependent is terminating");
+    cp.kubectl_ok(&[
+        "patch",
+        "cm",
+        "fg-held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .unwrap();
+    wait_for(&cp, timeout, "foreground owner gone", || {
+        (!exists(&cp, "rs", "fg") && !exists(&cp, "cm", "fg-held")).then_some(())
+    });
+
+    // Orphan: the owner goes, its pods stay without the reference.
+    rs_with_pods(&cp, "or", 2);
+    cp.kubectl_ok(&["delete", "rs", "or", "--cascade=orphan"])
+        .unwrap();
+    assert!(!exists(&cp, "rs", "or"));
+    for pod in ["or-0", "or-1"] {
+        let refs = cp
+            .kubectl_ok(&[
+                "get",
+                "pod",
+                pod,
+                "-o",
+                "jsonpath={.metadata.ownerReferences}",
+            ])
+            .unwrap();
+        assert_eq!(refs.trim(), "", "{pod} still owned");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(exists(&cp, "pod", "or-0") && exists(&cp, "pod", "or-1"));
+}
+
+#[test]
+fn dangling_owner_references_are_collected() {
+    let cp = start("garbage-collector");
+    let timeout = Duration::from_secs(30);
+    cp.kubectl_ok(&["create", "configmap", "owner"]).unwrap();
+    let owner = uid(&cp, "cm", "owner");
+    // Owner absent, and owner present under another uid: both dependents are garbage.
+    apply(
+        &cp,
+        &owned_pod("orphan-of-ghost", "ConfigMap", "ghost", "0000-ghost"),
+    );
+    apply(
+        &cp,
+        &owned_pod("wrong-uid", "ConfigMap", "owner", "0000-other"),
+    );
+    // One solid and one dangling owner: kept, the dangling reference removed.
+    apply(
+        &cp,
+        &format!(
+            "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: two-owners
+  ownerReferences:
+  - {{apiVersion: v1, kind: ConfigMap, name: owner, uid: {owner}}}
+  - {{apiVersion: v1, kind: ConfigMap, name: ghost, uid: 0000-ghost}}
+"
+        ),
+    );
+    wait_for(&cp, timeout, "dangling dependents deleted", || {
+        (!exists(&cp, "pod", "orphan-of-ghost") && !exists(&cp, "pod", "wrong-uid")).then_some(())
+    });
+    let refs = wait_for(&cp, timeout, "dangling reference removed", || {
+        let uids = kubectl_out(
+            &cp,
+            &[
+                "get",
+                "cm",
+                "two-owners",
+                "-o",
+                "jsonpath={.metadata.ownerReferences[*].uid}",
+            ],
+        )?;
+        (!uids.contains("ghost")).then_some(uids)
+    });
+    assert_eq!(refs, owner);
+    // The owner goes: its dependent follows.
+    cp.kubectl_ok(&["delete", "cm", "owner"]).unwrap();
+    wait_for(&cp, timeout, "dependent of a deleted owner deleted", || {
+        (!exists(&cp, "cm", "two-owners")).then_some(())
+    });
+}
+
+const NAMESPACE_CONTENT: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: doomed
+spec:
+  containers:
+  - name: c
+    image: nginx
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: doomed
+data:
+  a: b
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: held
+  namespace: doomed
+  finalizers: [example.com/hold]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nginx
+  namespace: doomed
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+";
+
+fn condition(cp: &ControlPlane, ns: &str, type_: &str) -> Option<String> {
+    kubectl_out(
+        cp,
+        &[
+            "get",
+            "namespace",
+            ns,
+            "-o",
+            &format!(
+                "jsonpath={{.status.conditions[?(@.type==\"{type_}\")].status}} {{.status.conditions[?(@.type==\"{type_}\")].reason}}: {{.status.conditions[?(@.type==\"{type_}\")].message}}"
+            ),
+        ],
+    )
+}
+
+#[test]
+fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
+    let cp = start("namespace");
+    let timeout = Duration::from_secs(40);
+    // Everything inside goes, and `kubectl delete namespace` returns once it is gone.
+    cp.kubectl_ok(&["create", "namespace", "short"]).unwrap();
+    cp.kubectl_ok(&["create", "configmap", "x", "-n", "short"])
+        .unwrap();
+    cp.kubectl_ok(&["create", "deployment", "d", "--image=nginx", "-n", "short"])
+        .unwrap();
+    cp.kubectl_ok(&["delete", "namespace", "short", "--timeout=40s"])
+        .unwrap();
+    assert!(!exists(&cp, "namespace", "short"));
+
+    // Content held by a finalizer keeps the namespace, and the conditions say why.
+    cp.kubectl_ok(&["create", "namespace", "doomed"]).unwrap();
+    apply(&cp, NAMESPACE_CONTENT);
+    cp.kubectl_ok(&["delete", "namespace", "doomed", "--wait=false"])
+        .unwrap();
+    let finalizers = wait_for(&cp, timeout, "finalizers-remaining condition", || {
+        condition(&cp, "doomed", "NamespaceFinalizersRemaining").filter(|c| c.starts_with("True"))
+    });
+    assert_eq!(
+        finalizers,
+        "True SomeFinalizersRemain: Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+    );
+    let remaining = condition(&cp, "doomed", "NamespaceContentRemaining").unwrap();
+    assert_eq!(
+        remaining,
+        "True SomeResourcesRemain: Some resources are remaining: configmaps. has 1 resource instances"
+    );
+    assert_eq!(
+        condition(&cp, "doomed", "NamespaceDeletionDiscoveryFailure").unwrap(),
+        "False ResourcesDiscovered: All resources successfully discovered"
+    );
+    let left = cp
+        .kubectl_ok(&[
+            "get",
+            "pods,deployments,configmaps",
+            "-n",
+            "doomed",
+            "-o",
+            "name",
+        ])
+        .unwrap();
+    assert_eq!(left.trim(), "configmap/held");
+    cp.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        "doomed",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .unwrap();
+    wait_for(&cp, timeout, "namespace gone", || {
+        (!exists(&cp, "namespace", "doomed")).then_some(())
+    });
 }

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod discovery;
+pub mod endpoints;
 pub mod events;
 pub mod expectations;
 pub mod history;
