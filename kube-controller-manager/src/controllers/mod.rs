@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use crate::context::Context;
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -52,6 +53,7 @@ pub fn all() -> Vec<Descriptor> {
         on(job::NAME, job::start),
         on(cronjob::NAME, cronjob::start),
         on(statefulset::NAME, statefulset::start),
+        on(daemonset::NAME, daemonset::start),
         on(nodeipam::NAME, nodeipam::start),
         on("node-lifecycle", nodelifecycle::start),
         on(tainteviction::NAME, tainteviction::start),
