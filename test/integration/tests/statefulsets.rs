@@ -293,3 +293,79 @@ spec:
     }
     assert_eq!(claim_names().await, want);
 }
+
+/// `whenScaled: Delete`: the claims of a removed ordinal go with its pod (through the
+/// garbage collector); the others stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn claims_of_scaled_down_pods_are_deleted_when_asked() {
+    let mut cp = ControlPlane::start().unwrap();
+    cp.start_component(
+        "kube-controller-manager",
+        &[
+            "--controllers=statefulset,garbage-collector",
+            "--leader-elect=false",
+            "--secure-port=0",
+        ],
+    )
+    .unwrap();
+    let client = cp.client().await.unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client, "default");
+    let set = "apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: kv
+spec:
+  serviceName: kv
+  replicas: 2
+  podManagementPolicy: Parallel
+  persistentVolumeClaimRetentionPolicy:
+    whenScaled: Delete
+  selector:
+    matchLabels:
+      app: kv
+  template:
+    metadata:
+      labels:
+        app: kv
+    spec:
+      containers:
+      - name: kv
+        image: etcd
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 1Gi
+";
+    let applied = cp.kubectl_stdin(&["apply", "-f", "-"], set).unwrap();
+    assert!(applied.status.success(), "{applied:?}");
+    let names = || async {
+        claims
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect::<BTreeSet<String>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while names().await.len() < 2 {
+        assert!(Instant::now() < deadline, "claims not created");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cp.kubectl_ok(&["scale", "sts", "kv", "--replicas=1"])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = names().await;
+        if now == ["data-kv-0".to_string()].into_iter().collect() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "claims: {now:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

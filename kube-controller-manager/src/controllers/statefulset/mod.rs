@@ -42,6 +42,7 @@ struct SetController {
     sets: Store<StatefulSet>,
     pods: Store<Pod>,
     revisions: Store<ControllerRevision>,
+    claims: Store<PersistentVolumeClaim>,
     events: EventSink,
 }
 
@@ -49,6 +50,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     let set_informer = ctx.informers.get::<StatefulSet>();
     let pod_informer = ctx.informers.get::<Pod>();
     let rev_informer = ctx.informers.get::<ControllerRevision>();
+    let claim_informer = ctx.informers.get::<PersistentVolumeClaim>();
     let mut keys = keyed::own_keys(&set_informer)?;
     keys.extend(keyed::owner_keys(&pod_informer, "StatefulSet")?);
     let c = Arc::new(SetController {
@@ -56,6 +58,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         sets: set_informer.store().clone(),
         pods: pod_informer.store().clone(),
         revisions: rev_informer.store().clone(),
+        claims: claim_informer.store().clone(),
         events: EventSink::new(ctx, COMPONENT),
     });
     let workers = usize::from(ctx.options.concurrent_statefulset_syncs);
@@ -66,6 +69,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
             keyed::synced(&c.sets).await
                 && keyed::synced(&c.pods).await
                 && keyed::synced(&c.revisions).await
+                && keyed::synced(&c.claims).await
         }
     };
     Ok(Box::pin(async move {
@@ -352,6 +356,9 @@ impl SetController {
             }
         }
 
+        if set.metadata.deletion_timestamp.is_none() {
+            self.update_claim_owners(set, &by_ordinal, start, end).await;
+        }
         let mut requeue = None;
         if set.metadata.deletion_timestamp.is_none() {
             requeue = self
@@ -636,6 +643,75 @@ impl SetController {
                 "Delete",
                 format!("delete Pod {name} in StatefulSet {set_name} failed error: {e}"),
             ),
+        }
+    }
+
+    /// persistentVolumeClaimRetentionPolicy through owner references, which the garbage
+    /// collector acts on: `whenDeleted: Delete` makes the set an owner of every claim,
+    /// `whenScaled: Delete` makes a condemned pod the owner of its claims (set before the
+    /// pod is deleted); `Retain` removes those references.
+    async fn update_claim_owners(
+        &self,
+        set: &StatefulSet,
+        pods: &BTreeMap<i32, Pod>,
+        start: i32,
+        end: i32,
+    ) {
+        let Some(spec) = set.spec.as_ref() else {
+            return;
+        };
+        let policy = spec.persistent_volume_claim_retention_policy.as_ref();
+        let when_deleted = policy.and_then(|p| p.when_deleted.as_deref()) == Some("Delete");
+        let when_scaled = policy.and_then(|p| p.when_scaled.as_deref()) == Some("Delete");
+        let set_name = set.metadata.name.clone().unwrap_or_default();
+        let ns = set.metadata.namespace.clone().unwrap_or_default();
+        let set_uid = set.metadata.uid.clone().unwrap_or_default();
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
+        for t in spec.volume_claim_templates.iter().flatten() {
+            let tname = t.metadata.name.clone().unwrap_or_default();
+            for (ordinal, pod) in pods {
+                let cname = claim_name(&tname, &set_name, *ordinal);
+                let Some(claim) = self.claims.get(&ObjectRef::new(&cname).within(&ns)) else {
+                    continue;
+                };
+                let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
+                let condemned = *ordinal < start || *ordinal >= end;
+                let mut refs_now = claim.metadata.owner_references.clone().unwrap_or_default();
+                let before = refs_now.clone();
+                let mut want = |uid: &str, wanted: bool, r: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference| {
+                    let has = refs_now.iter().any(|o| o.uid == uid);
+                    if wanted && !has {
+                        refs_now.push(r);
+                    } else if !wanted && has {
+                        refs_now.retain(|o| o.uid != uid);
+                    }
+                };
+                let mut set_ref = refs::controller_ref(set);
+                set_ref.controller = None;
+                set_ref.block_owner_deletion = None;
+                want(&set_uid, when_deleted, set_ref);
+                let mut pod_ref = refs::controller_ref(pod);
+                pod_ref.controller = None;
+                pod_ref.block_owner_deletion = None;
+                want(&pod_uid, when_scaled && condemned, pod_ref);
+                if refs_now == before {
+                    continue;
+                }
+                let patch = serde_json::json!({"metadata": {
+                    "ownerReferences": refs_now,
+                    "resourceVersion": claim.metadata.resource_version,
+                }});
+                if let Err(e) = api
+                    .patch(
+                        &cname,
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(patch),
+                    )
+                    .await
+                {
+                    tracing::info!(controller = NAME, claim = %cname, error = %e, "updating claim owners");
+                }
+            }
         }
     }
 
