@@ -35,7 +35,13 @@ fn daemonset(name: &str, selector: Option<(&str, &str)>) -> String {
 }
 
 /// The nodes `app`'s live pods run on (node → count), once that equals `want`.
-async fn until_on_nodes(pods: &Api<Pod>, app: &str, want: &[&str], timeout: Duration) {
+async fn until_on_nodes(
+    cp: &ControlPlane,
+    pods: &Api<Pod>,
+    app: &str,
+    want: &[&str],
+    timeout: Duration,
+) {
     let want: BTreeMap<String, usize> = want.iter().map(|n| (n.to_string(), 1)).collect();
     let deadline = Instant::now() + timeout;
     loop {
@@ -60,7 +66,8 @@ async fn until_on_nodes(pods: &Api<Pod>, app: &str, want: &[&str], timeout: Dura
         }
         assert!(
             Instant::now() < deadline,
-            "{app} pods on {on:?}, want {want:?}"
+            "{app} pods on {on:?}, want {want:?}\nscheduler log:\n{}",
+            cp.component_log("kube-scheduler")
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -91,7 +98,7 @@ async fn daemons_on_every_node_and_on_labelled_nodes() {
 
     cp.kubectl_stdin(&["apply", "-f", "-"], &daemonset("logs", None))
         .unwrap();
-    until_on_nodes(&pods, "logs", &all, Duration::from_secs(40)).await;
+    until_on_nodes(&cp, &pods, "logs", &all, Duration::from_secs(40)).await;
     let out = cp
         .kubectl_ok(&["rollout", "status", "ds/logs", "--timeout=40s"])
         .unwrap();
@@ -149,10 +156,18 @@ async fn daemons_on_every_node_and_on_labelled_nodes() {
     .unwrap();
     cp.kubectl_ok(&["label", "node", "hollow-node-1", "disk=ssd"])
         .unwrap();
-    until_on_nodes(&pods, "ssd", &["hollow-node-1"], Duration::from_secs(30)).await;
+    until_on_nodes(
+        &cp,
+        &pods,
+        "ssd",
+        &["hollow-node-1"],
+        Duration::from_secs(30),
+    )
+    .await;
     cp.kubectl_ok(&["label", "node", "hollow-node-2", "disk=ssd"])
         .unwrap();
     until_on_nodes(
+        &cp,
         &pods,
         "ssd",
         &["hollow-node-1", "hollow-node-2"],
@@ -161,7 +176,14 @@ async fn daemons_on_every_node_and_on_labelled_nodes() {
     .await;
     cp.kubectl_ok(&["label", "node", "hollow-node-1", "disk-"])
         .unwrap();
-    until_on_nodes(&pods, "ssd", &["hollow-node-2"], Duration::from_secs(30)).await;
+    until_on_nodes(
+        &cp,
+        &pods,
+        "ssd",
+        &["hollow-node-2"],
+        Duration::from_secs(30),
+    )
+    .await;
 
     // A rolling update replaces every pod.
     cp.kubectl_ok(&["set", "image", "ds/logs", "agent=fluentd:v2"])
@@ -170,7 +192,7 @@ async fn daemons_on_every_node_and_on_labelled_nodes() {
         .kubectl_ok(&["rollout", "status", "ds/logs", "--timeout=45s"])
         .unwrap();
     assert!(out.contains("successfully rolled out"), "{out}");
-    until_on_nodes(&pods, "logs", &all, Duration::from_secs(30)).await;
+    until_on_nodes(&cp, &pods, "logs", &all, Duration::from_secs(30)).await;
     let images = jsonpath(
         &cp,
         &["get", "pods", "-l", "app=logs"],
