@@ -6,6 +6,8 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -17,6 +19,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod tainteviction;
 pub mod ttlafterfinished;
 pub mod util;
@@ -48,6 +51,9 @@ pub fn all() -> Vec<Descriptor> {
         on("endpoints", endpoints::start),
         on("endpointslice", endpointslice::start),
         on(job::NAME, job::start),
+        on(cronjob::NAME, cronjob::start),
+        on(statefulset::NAME, statefulset::start),
+        on(daemonset::NAME, daemonset::start),
         on(nodeipam::NAME, nodeipam::start),
         on("node-lifecycle", nodelifecycle::start),
         on(tainteviction::NAME, tainteviction::start),

@@ -403,3 +403,101 @@ async fn finished_jobs_expire_and_terminated_pods_are_collected() {
     assert!(pods.get_opt("gc-c").await.unwrap().is_some());
     assert!(pods.get_opt("gc-b").await.unwrap().is_some());
 }
+
+/// A CronJob firing every minute: `kubectl create job --from=cronjob/...` makes a job by
+/// hand, the schedule makes `hello-<minutes>` with the scheduled-time annotation; the
+/// status follows the job through to lastSuccessfulTime.
+#[tokio::test(flavor = "multi_thread")]
+async fn cronjob_runs_on_schedule_and_by_hand() {
+    let mut cp = ControlPlane::start().unwrap();
+    start(&mut cp, "job,cronjob");
+    let client = cp.client().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"hello"},
+            "spec":{"schedule":"*/1 * * * *","timeZone":"Etc/UTC","successfulJobsHistoryLimit":1,
+            "jobTemplate":{"spec":{"template":{"spec":{"restartPolicy":"OnFailure",
+            "containers":[{"name":"main","image":"busybox"}]}}}}}}"#,
+    )
+    .unwrap();
+    cp.kubectl_ok(&["create", "job", "by-hand", "--from=cronjob/hello"])
+        .unwrap();
+    assert_eq!(
+        jsonpath(
+            &cp,
+            &["get", "job", "by-hand"],
+            "{.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"
+        ),
+        "manual"
+    );
+    let pod = eventually(Duration::from_secs(20), "the manual job's pod", || async {
+        job_pods(&pods, "by-hand").await.into_iter().next()
+    })
+    .await;
+    finish(&pods, &pod, 0).await;
+    cp.kubectl_ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/by-hand",
+        "--timeout=30s",
+    ])
+    .unwrap();
+
+    // The first scheduled run, at the next minute.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
+    let scheduled = eventually(Duration::from_secs(75), "the scheduled job", || async {
+        jobs.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|j| {
+                j.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("hello-"))
+            })
+    })
+    .await;
+    let name = scheduled.metadata.name.clone().unwrap();
+    let minutes: i64 = name.trim_start_matches("hello-").parse().unwrap();
+    let stamp = &scheduled.metadata.annotations.as_ref().unwrap()
+        ["batch.kubernetes.io/cronjob-scheduled-timestamp"];
+    let at: jiff::Timestamp = stamp.parse().unwrap();
+    assert_eq!(at.as_second(), minutes * 60, "{stamp}");
+    eventually(Duration::from_secs(10), "status.active", || async {
+        let active = jsonpath(
+            &cp,
+            &["get", "cronjob", "hello"],
+            "{.status.active[*].name} {.status.lastScheduleTime}",
+        );
+        active.starts_with(&name).then_some(())
+    })
+    .await;
+    let pod = eventually(
+        Duration::from_secs(20),
+        "the scheduled job's pod",
+        || async { job_pods(&pods, &name).await.into_iter().next() },
+    )
+    .await;
+    finish(&pods, &pod, 0).await;
+    eventually(Duration::from_secs(20), "lastSuccessfulTime", || async {
+        let s = jsonpath(
+            &cp,
+            &["get", "cronjob", "hello"],
+            "{.status.active}|{.status.lastSuccessfulTime}",
+        );
+        (s.starts_with('|') && s.len() > 1).then_some(())
+    })
+    .await;
+    let events = cp
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=hello",
+        ])
+        .unwrap();
+    assert!(events.contains("SuccessfulCreate"), "{events}");
+    assert!(events.contains("SawCompletedJob"), "{events}");
+}
