@@ -13,6 +13,7 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod tainteviction;
 pub mod util;
@@ -53,6 +54,11 @@ pub fn all() -> Vec<Descriptor> {
             name: "endpointslice",
             enabled_by_default: true,
             start: endpointslice::start,
+        },
+        Descriptor {
+            name: "resourcequota",
+            enabled_by_default: true,
+            start: resourcequota::start,
         },
     ]
 }

@@ -447,3 +447,103 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
         (!exists(&cp, "namespace", "doomed")).then_some(())
     });
 }
+
+const QUOTA: &str = "apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: compute
+  namespace: team-q
+spec:
+  hard:
+    pods: \"5\"
+    requests.cpu: \"2\"
+    limits.memory: 1Gi
+    configmaps: \"10\"
+    count/deployments.apps: \"3\"
+    services: \"4\"
+";
+
+fn quota_pod(name: &str, cpu: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: team-q
+spec:
+  containers:
+  - name: c
+    image: nginx
+    resources:
+      requests:
+        cpu: {cpu}
+      limits:
+        cpu: {cpu}
+        memory: 128Mi
+"
+    )
+}
+
+fn used(cp: &ControlPlane, resource: &str) -> Option<String> {
+    kubectl_out(
+        cp,
+        &[
+            "get",
+            "quota",
+            "compute",
+            "-n",
+            "team-q",
+            "-o",
+            &format!(
+                "jsonpath={{.status.used['{}']}}",
+                resource.replace('.', "\\.")
+            ),
+        ],
+    )
+}
+
+#[test]
+fn quota_usage_is_recounted_after_changes() {
+    let cp = start("resourcequota");
+    let timeout = Duration::from_secs(30);
+    cp.kubectl_ok(&["create", "namespace", "team-q"]).unwrap();
+    cp.kubectl_ok(&["create", "configmap", "before", "-n", "team-q"])
+        .unwrap();
+    apply(&cp, QUOTA);
+    apply(&cp, &quota_pod("a", "500m"));
+    apply(&cp, &quota_pod("b", "250m"));
+    cp.kubectl_ok(&["create", "deployment", "d", "--image=nginx", "-n", "team-q"])
+        .unwrap();
+    wait_for(&cp, timeout, "usage counted", || {
+        (used(&cp, "pods")? == "2"
+            && used(&cp, "requests.cpu")? == "750m"
+            && used(&cp, "count/deployments.apps")? == "1"
+            && used(&cp, "configmaps")? == "1")
+            .then_some(())
+    });
+    assert_eq!(used(&cp, "limits.memory").unwrap(), "256Mi");
+    assert_eq!(used(&cp, "services").unwrap(), "0");
+    let described = cp
+        .kubectl_ok(&["describe", "quota", "compute", "-n", "team-q"])
+        .unwrap();
+    let row = |name: &str| {
+        described
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(row("pods"), vec!["pods", "2", "5"], "{described}");
+    assert_eq!(row("requests.cpu"), vec!["requests.cpu", "750m", "2"]);
+    // Deletions give usage back.
+    cp.kubectl_ok(&["delete", "pod", "a", "-n", "team-q"])
+        .unwrap();
+    cp.kubectl_ok(&["delete", "configmap", "before", "-n", "team-q"])
+        .unwrap();
+    wait_for(&cp, timeout, "usage given back", || {
+        (used(&cp, "pods")? == "1"
+            && used(&cp, "requests.cpu")? == "250m"
+            && used(&cp, "configmaps")? == "0")
+            .then_some(())
+    });
+}
