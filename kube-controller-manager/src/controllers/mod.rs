@@ -6,6 +6,7 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbagecollector;
@@ -59,6 +60,11 @@ pub fn all() -> Vec<Descriptor> {
             name: "resourcequota",
             enabled_by_default: true,
             start: resourcequota::start,
+        },
+        Descriptor {
+            name: "disruption",
+            enabled_by_default: true,
+            start: disruption::start,
         },
     ]
 }
