@@ -21,7 +21,7 @@ pub struct Options {
     pub kubeconfig: Option<PathBuf>,
 
     /// Start a leader election client and gain leadership before executing the main loop.
-    #[arg(long = "leader-elect", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long = "leader-elect", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub leader_elect: bool,
 
     /// The duration that non-leader candidates will wait before trying to acquire
@@ -91,7 +91,7 @@ pub struct Options {
     pub cluster_cidr: Vec<ipnet::IpNet>,
 
     /// Should CIDRs for pods be allocated and set on the nodes.
-    #[arg(long = "allocate-node-cidrs", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long = "allocate-node-cidrs", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub allocate_node_cidrs: bool,
 
     /// Mask size for node CIDRs in the cluster (single stack; 24 for IPv4, 64 for IPv6
@@ -201,5 +201,15 @@ mod tests {
         let o = Options::parse_from(["kcm", "--controllers=deployment"]);
         assert!(o.enabled("deployment", true));
         assert!(!o.enabled("replicaset", true));
+    }
+
+    #[test]
+    fn bool_flags_take_an_optional_value_as_pflag_does() {
+        let o = Options::parse_from(["kcm", "--allocate-node-cidrs", "--leader-elect=false"]);
+        assert!(o.allocate_node_cidrs);
+        assert!(!o.leader_elect);
+        let o = Options::parse_from(["kcm", "--allocate-node-cidrs=false"]);
+        assert!(!o.allocate_node_cidrs);
+        assert!(o.leader_elect);
     }
 }

@@ -38,9 +38,17 @@ pub async fn run_controllers(ctx: Context, health: Health) -> anyhow::Result<()>
         let future = (controller.start)(&ctx)
             .with_context(|| format!("starting the {} controller", controller.name))?;
         tracing::info!(controller = controller.name, "started controller");
-        running.push(tokio::spawn(future));
+        running.push(future);
     }
     ctx.informers.start();
+    // The controllers run once the caches are synced, so none of them waits for a
+    // store's readiness concurrently with another (see `wait_for_cache_sync`).
+    tokio::select! {
+        _ = ctx.informers.wait_for_cache_sync() => {}
+        _ = ctx.shutdown.cancelled() => return Ok(()),
+    }
+    tracing::info!("caches synced");
+    let running: Vec<_> = running.into_iter().map(tokio::spawn).collect();
     health.set_ready(true);
     ctx.shutdown.cancelled().await;
     for task in running {

@@ -6,17 +6,21 @@ use futures::future::BoxFuture;
 
 use crate::context::Context;
 
+pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbagecollector;
+pub mod job;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
 pub mod tainteviction;
+pub mod ttlafterfinished;
 pub mod util;
 
 pub type ControllerFuture = BoxFuture<'static, ()>;
@@ -28,43 +32,36 @@ pub struct Descriptor {
     pub start: fn(&Context) -> anyhow::Result<ControllerFuture>,
 }
 
-/// All controllers this manager has, in start order.
+/// A controller that runs unless `--controllers` turns it off.
+fn on(name: &'static str, start: fn(&Context) -> anyhow::Result<ControllerFuture>) -> Descriptor {
+    Descriptor {
+        name,
+        enabled_by_default: true,
+        start,
+    }
+}
+
+/// All controllers this manager has, in start order. One line each.
 pub fn all() -> Vec<Descriptor> {
     vec![
-        Descriptor {
-            name: "serviceaccount",
-            enabled_by_default: true,
-            start: serviceaccount::start,
-        },
-        Descriptor {
-            name: "garbage-collector",
-            enabled_by_default: true,
-            start: garbagecollector::start,
-        },
-        Descriptor {
-            name: "namespace",
-            enabled_by_default: true,
-            start: namespace::start,
-        },
-        Descriptor {
-            name: "endpoints",
-            enabled_by_default: true,
-            start: endpoints::start,
-        },
-        Descriptor {
-            name: "endpointslice",
-            enabled_by_default: true,
-            start: endpointslice::start,
-        },
-        Descriptor {
-            name: "resourcequota",
-            enabled_by_default: true,
-            start: resourcequota::start,
-        },
-        Descriptor {
-            name: "disruption",
-            enabled_by_default: true,
-            start: disruption::start,
-        },
+        on("serviceaccount", serviceaccount::start),
+        on("garbage-collector", garbagecollector::start),
+        on("namespace", namespace::start),
+        on("endpoints", endpoints::start),
+        on("endpointslice", endpointslice::start),
+        on(job::NAME, job::start),
+        on(nodeipam::NAME, nodeipam::start),
+        on("node-lifecycle", nodelifecycle::start),
+        on(tainteviction::NAME, tainteviction::start),
+        on("replicaset", replicaset::start_replicaset),
+        on(
+            "replicationcontroller",
+            replicaset::start_replicationcontroller,
+        ),
+        on("deployment", deployment::start),
+        on(ttlafterfinished::NAME, ttlafterfinished::start),
+        on(podgc::NAME, podgc::start),
+        on("resourcequota", resourcequota::start),
+        on("disruption", disruption::start),
     ]
 }

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::controllers::util::taints::{self, NO_EXECUTE};
+use crate::controllers::util::triggers;
 use crate::controllers::ControllerFuture;
 
 pub const NAME: &str = "taint-eviction-controller";
@@ -63,8 +64,8 @@ struct TaintEviction {
 pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     let node_informer = ctx.informers.get::<Node>();
     let pod_informer = ctx.informers.get::<Pod>();
-    let node_changes = node_informer.subscribe()?;
-    let pod_changes = pod_informer.subscribe()?;
+    let node_changes = triggers::changes(&node_informer)?;
+    let pod_changes = triggers::changes(&pod_informer)?;
     let te = Arc::new(TaintEviction {
         client: ctx.client.clone(),
         nodes: node_informer.store().clone(),

@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 
 /// Changes buffered per subscriber before the watch waits for slow readers.
 const SUBSCRIBER_BUFFER: usize = 1024;
+/// How often a cache's readiness is looked at while waiting for the sync.
+const SYNC_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One resource type's cache, with the subscriptions controllers took before start.
 pub struct Informer<K>
@@ -108,6 +110,8 @@ pub struct SharedInformers {
     informers: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
     pending: Mutex<Vec<Starter>>,
     started: std::sync::atomic::AtomicBool,
+    /// Per informer: whether its first list is in the cache.
+    synced: Mutex<Vec<(String, tokio::sync::watch::Receiver<bool>)>>,
 }
 
 impl SharedInformers {
@@ -117,6 +121,7 @@ impl SharedInformers {
             informers: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::new()),
             started: std::sync::atomic::AtomicBool::new(false),
+            synced: Mutex::new(Vec::new()),
         })
     }
 
@@ -148,12 +153,32 @@ impl SharedInformers {
         let slot = Arc::clone(&informer.writer);
         let deletions = Arc::clone(&informer.deletions);
         let reader = informer.store.clone();
+        let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+        self.synced
+            .lock()
+            .push((K::kind(&()).to_string(), synced_rx));
         let starter: Starter = Box::new(move || {
             let Some(writer) = slot.lock().take() else {
                 return;
             };
             let mut subscribers = std::mem::take(&mut *deletions.lock());
             let kind = K::kind(&()).to_string();
+            // Synced when the store is ready, which comes before the first list is
+            // handed to the subscribers (who may not read until the sync). Polled with
+            // a timeout: the store's readiness wakes only its latest waiter.
+            let ready = reader.clone();
+            tokio::spawn(async move {
+                loop {
+                    match tokio::time::timeout(SYNC_POLL, ready.wait_until_ready()).await {
+                        Ok(Ok(())) => {
+                            synced_tx.send_replace(true);
+                            return;
+                        }
+                        Ok(Err(_)) => return,
+                        Err(_) => {}
+                    }
+                }
+            });
             tokio::spawn(async move {
                 let mut events = watcher(api, watcher::Config::default())
                     .default_backoff()
@@ -191,6 +216,23 @@ impl SharedInformers {
             self.pending.lock().push(starter);
         }
         informer
+    }
+
+    /// Wait until every informer created so far has its first list in its cache
+    /// (upstream's `WaitForCacheSync`).
+    ///
+    /// Prefer this to several tasks awaiting `Store::wait_until_ready` on one store at
+    /// the same time: kube-runtime's readiness signal keeps only the last waiter's
+    /// waker, so all but one of them may never wake. Once this returns, every
+    /// `wait_until_ready` on these stores completes at once.
+    pub async fn wait_for_cache_sync(&self) {
+        let receivers: Vec<(String, tokio::sync::watch::Receiver<bool>)> =
+            self.synced.lock().clone();
+        for (kind, mut rx) in receivers {
+            if rx.wait_for(|synced| *synced).await.is_err() {
+                tracing::warn!(kind, "informer stopped before its cache synced");
+            }
+        }
     }
 
     /// Start every informer created so far (and, from now on, each new one at once).

@@ -197,6 +197,20 @@ impl ControlPlane {
         terminate(child, timeout)
     }
 
+    /// SIGKILL the first-started instance of a component (to simulate losing what it
+    /// runs, e.g. a hollow node's nodes) and wait for it to die.
+    pub fn kill_component(&mut self, name: &str) -> Result<()> {
+        let index = self
+            .components
+            .iter()
+            .position(|(n, _)| n == name)
+            .context("no such component")?;
+        let (_, mut child) = self.components.remove(index);
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kube-apiserver.log")).unwrap_or_default()
     }

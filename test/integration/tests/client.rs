@@ -69,6 +69,39 @@ async fn shared_informers_cache_and_notify() {
     );
 }
 
+/// `wait_for_cache_sync` returns while subscriptions are still unread, and after it
+/// every concurrent `wait_until_ready` on the caches completes (kube-runtime wakes only
+/// the latest of concurrent waiters on a store that is not ready yet).
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_sync_releases_every_waiter() {
+    let cp = ControlPlane::start().unwrap();
+    let kube = cp.client().await.unwrap();
+    let informers = SharedInformers::new(kube);
+    let configmaps = informers.get::<ConfigMap>();
+    let nodes = informers.get::<k8s_openapi::api::core::v1::Node>();
+    let _unread = configmaps.subscribe().unwrap();
+    informers.start();
+    tokio::time::timeout(Duration::from_secs(10), informers.wait_for_cache_sync())
+        .await
+        .unwrap();
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let a = configmaps.store().clone();
+            let b = nodes.store().clone();
+            tokio::spawn(async move {
+                a.wait_until_ready().await.unwrap();
+                b.wait_until_ready().await.unwrap();
+            })
+        })
+        .collect();
+    for w in waiters {
+        tokio::time::timeout(Duration::from_secs(5), w)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn only_one_replica_leads_at_a_time() {
     let cp = ControlPlane::start().unwrap();

@@ -44,6 +44,7 @@ use self::health::{NodeHealth, Timing};
 use self::zones::{RateLimitedTimedQueue, ZoneState};
 use crate::context::Context;
 use crate::controllers::util::taints::{self, NO_EXECUTE, NO_SCHEDULE};
+use crate::controllers::util::triggers;
 use crate::controllers::ControllerFuture;
 
 /// The name events are reported under (upstream's event source component).
@@ -138,8 +139,8 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     let node_informer = ctx.informers.get::<Node>();
     let pod_informer = ctx.informers.get::<Pod>();
     let lease_informer = ctx.informers.get::<Lease>();
-    let node_changes = node_informer.subscribe()?;
-    let pod_changes = pod_informer.subscribe()?;
+    let node_changes = triggers::changes(&node_informer)?;
+    let pod_changes = triggers::changes(&pod_informer)?;
     let o = &ctx.options;
     let settings = Settings {
         monitor_period: o.node_monitor_period,

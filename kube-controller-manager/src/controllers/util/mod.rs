@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod events;
 pub mod expectations;
 pub mod history;
+pub mod keyed;
 pub mod nodes;
 pub mod pods;
 pub mod queue;
