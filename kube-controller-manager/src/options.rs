@@ -159,6 +159,10 @@ pub struct Options {
     #[arg(long = "max-endpoints-per-slice", default_value_t = 100)]
     pub max_endpoints_per_slice: usize,
 
+    /// The period for syncing quota usage status in the system.
+    #[arg(long = "resource-quota-sync-period", default_value = "5m0s", value_parser = parse_duration)]
+    pub resource_quota_sync_period: Duration,
+
     /// The instance prefix for the cluster.
     #[arg(long = "cluster-name", default_value = "kubernetes")]
     pub cluster_name: String,

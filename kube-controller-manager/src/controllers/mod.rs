@@ -9,6 +9,7 @@ use crate::context::Context;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbagecollector;
@@ -18,6 +19,7 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod tainteviction;
@@ -65,5 +67,7 @@ pub fn all() -> Vec<Descriptor> {
         on("deployment", deployment::start),
         on(ttlafterfinished::NAME, ttlafterfinished::start),
         on(podgc::NAME, podgc::start),
+        on("resourcequota", resourcequota::start),
+        on("disruption", disruption::start),
     ]
 }

@@ -447,3 +447,244 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
         (!exists(&cp, "namespace", "doomed")).then_some(())
     });
 }
+
+const QUOTA: &str = "apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: compute
+  namespace: team-q
+spec:
+  hard:
+    pods: \"5\"
+    requests.cpu: \"2\"
+    limits.memory: 1Gi
+    configmaps: \"10\"
+    count/deployments.apps: \"3\"
+    services: \"4\"
+";
+
+fn quota_pod(name: &str, cpu: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: team-q
+spec:
+  containers:
+  - name: c
+    image: nginx
+    resources:
+      requests:
+        cpu: {cpu}
+      limits:
+        cpu: {cpu}
+        memory: 128Mi
+"
+    )
+}
+
+fn used(cp: &ControlPlane, resource: &str) -> Option<String> {
+    kubectl_out(
+        cp,
+        &[
+            "get",
+            "quota",
+            "compute",
+            "-n",
+            "team-q",
+            "-o",
+            &format!(
+                "jsonpath={{.status.used['{}']}}",
+                resource.replace('.', "\\.")
+            ),
+        ],
+    )
+}
+
+#[test]
+fn quota_usage_is_recounted_after_changes() {
+    let cp = start("resourcequota");
+    let timeout = Duration::from_secs(30);
+    cp.kubectl_ok(&["create", "namespace", "team-q"]).unwrap();
+    cp.kubectl_ok(&["create", "configmap", "before", "-n", "team-q"])
+        .unwrap();
+    apply(&cp, QUOTA);
+    apply(&cp, &quota_pod("a", "500m"));
+    apply(&cp, &quota_pod("b", "250m"));
+    cp.kubectl_ok(&["create", "deployment", "d", "--image=nginx", "-n", "team-q"])
+        .unwrap();
+    wait_for(&cp, timeout, "usage counted", || {
+        (used(&cp, "pods")? == "2"
+            && used(&cp, "requests.cpu")? == "750m"
+            && used(&cp, "count/deployments.apps")? == "1"
+            && used(&cp, "configmaps")? == "1")
+            .then_some(())
+    });
+    assert_eq!(used(&cp, "limits.memory").unwrap(), "256Mi");
+    assert_eq!(used(&cp, "services").unwrap(), "0");
+    let described = cp
+        .kubectl_ok(&["describe", "quota", "compute", "-n", "team-q"])
+        .unwrap();
+    let row = |name: &str| {
+        described
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(row("pods"), vec!["pods", "2", "5"], "{described}");
+    assert_eq!(row("requests.cpu"), vec!["requests.cpu", "750m", "2"]);
+    // Deletions give usage back.
+    cp.kubectl_ok(&["delete", "pod", "a", "-n", "team-q"])
+        .unwrap();
+    cp.kubectl_ok(&["delete", "configmap", "before", "-n", "team-q"])
+        .unwrap();
+    wait_for(&cp, timeout, "usage given back", || {
+        (used(&cp, "pods")? == "1"
+            && used(&cp, "requests.cpu")? == "250m"
+            && used(&cp, "configmaps")? == "0")
+            .then_some(())
+    });
+}
+
+fn pdb_status(cp: &ControlPlane, name: &str) -> Option<String> {
+    kubectl_out(
+        cp,
+        &[
+            "get",
+            "pdb",
+            name,
+            "-o",
+            "jsonpath={.status.expectedPods} {.status.desiredHealthy} {.status.currentHealthy} {.status.disruptionsAllowed} {.status.conditions[0].reason} {.status.observedGeneration}",
+        ],
+    )
+}
+
+/// POST an Eviction for `pod` (as `kubectl drain` does); the refusal's message on
+/// failure.
+fn evict(cp: &ControlPlane, pod: &str) -> Result<(), String> {
+    let body = format!(
+        r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{pod}","namespace":"default"}},"deleteOptions":{{"gracePeriodSeconds":0}}}}"#
+    );
+    let out = cp
+        .kubectl_stdin(
+            &[
+                "create",
+                "--raw",
+                &format!("/api/v1/namespaces/default/pods/{pod}/eviction"),
+                "-f",
+                "-",
+            ],
+            &body,
+        )
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+fn refused(result: Result<(), String>) -> bool {
+    result.is_err_and(|e| {
+        e.contains("TooManyRequests") || e.contains("violate the pod's disruption budget")
+    })
+}
+
+#[test]
+fn disruption_budgets_track_healthy_pods_and_guard_evictions() {
+    let cp = start("disruption");
+    let timeout = Duration::from_secs(30);
+    apply(
+        &cp,
+        "apiVersion: v1
+kind: Node
+metadata:
+  name: node-1
+",
+    );
+    apply(
+        &cp,
+        &replicaset("web").replace("replicas: 0", "replicas: 3"),
+    );
+    let owner = uid(&cp, "rs", "web");
+    for i in 0..3 {
+        let name = format!("web-{i}");
+        apply(
+            &cp,
+            &owned_pod(&name, "ReplicaSet", "web", &owner)
+                .replace("spec:\n", "spec:\n  nodeName: node-1\n"),
+        );
+        cp.kubectl_ok(&[
+            "patch",
+            "pod",
+            &name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Running","podIP":"10.0.0.9","conditions":[{"type":"Ready","status":"True"}]}}"#,
+        ])
+        .unwrap();
+    }
+    apply(
+        &cp,
+        "apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+spec:
+  minAvailable: 3
+  selector:
+    matchLabels:
+      app: web
+",
+    );
+    let status = wait_for(&cp, timeout, "budget status", || {
+        pdb_status(&cp, "web").filter(|s| s.starts_with('3'))
+    });
+    assert_eq!(status, "3 3 3 0 InsufficientPods 1");
+    // Nothing may be disrupted: eviction is refused, and drain gives up.
+    assert!(refused(evict(&cp, "web-0")));
+    // kubectl drain retries refused evictions until its timeout; it is stopped once it
+    // has reported the refusal.
+    let mut drain = cp
+        .kubectl_cmd(&["drain", "node-1", "--timeout=5s", "--grace-period=0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while drain.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = drain.kill();
+    let out = drain.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{stderr}"
+    );
+
+    // maxUnavailable as a percentage of the ReplicaSet's scale: 33% of 3 rounds up to 1.
+    cp.kubectl_ok(&[
+        "patch",
+        "pdb",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minAvailable":null,"maxUnavailable":"33%"}}"#,
+    ])
+    .unwrap();
+    let status = wait_for(&cp, timeout, "budget allowing one disruption", || {
+        pdb_status(&cp, "web").filter(|s| s.ends_with(" 2"))
+    });
+    assert_eq!(status, "3 2 3 1 SufficientPods 2");
+    assert_eq!(evict(&cp, "web-1"), Ok(()));
+    let status = wait_for(&cp, timeout, "budget after one eviction", || {
+        pdb_status(&cp, "web").filter(|s| s.starts_with("3 2 2"))
+    });
+    assert_eq!(status, "3 2 2 0 InsufficientPods 2");
+    assert!(refused(evict(&cp, "web-2")));
+}
