@@ -39,7 +39,10 @@ pub fn all() -> Vec<Descriptor> {
         on("serviceaccount", serviceaccount::start),
         on(job::NAME, job::start),
         on("replicaset", replicaset::start_replicaset),
-        on("replicationcontroller", replicaset::start_replicationcontroller),
+        on(
+            "replicationcontroller",
+            replicaset::start_replicationcontroller,
+        ),
         on("deployment", deployment::start),
     ]
 }

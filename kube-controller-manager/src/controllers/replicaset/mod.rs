@@ -71,8 +71,7 @@ fn start<K: Replicated>(ctx: &Context, workers: usize) -> anyhow::Result<Control
     });
     let queue: Arc<WorkQueue<Key>> = WorkQueue::new(ctx.shutdown.clone());
     Ok(Box::pin(async move {
-        if rc.owners.wait_until_ready().await.is_err() || rc.pods.wait_until_ready().await.is_err()
-        {
+        if !triggers::wait_synced(&rc.owners).await || !triggers::wait_synced(&rc.pods).await {
             return;
         }
         tracing::info!(controller = K::CONTROLLER, "caches synced");
