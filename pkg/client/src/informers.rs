@@ -171,6 +171,14 @@ impl SharedInformers {
             tokio::spawn(async move {
                 let mut events = watcher(api, watcher::Config::default())
                     .default_backoff()
+                    // No controller reads managedFields; upstream's controller manager
+                    // drops them from its caches too (they are often half of an object).
+                    .modify(|obj| {
+                        if let Some(fields) = obj.meta_mut().managed_fields.as_mut() {
+                            fields.clear();
+                            fields.shrink_to_fit();
+                        }
+                    })
                     .reflect_shared(writer)
                     .boxed();
                 // The cache as it was when a relist began: whatever the relist does not

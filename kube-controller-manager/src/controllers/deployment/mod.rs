@@ -72,9 +72,9 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     let workers = usize::from(ctx.options.concurrent_deployment_syncs);
     let queue: Arc<WorkQueue<Key>> = WorkQueue::new(ctx.shutdown.clone());
     Ok(Box::pin(async move {
-        if dc.deployments.wait_until_ready().await.is_err()
-            || dc.replica_sets.wait_until_ready().await.is_err()
-            || dc.pods.wait_until_ready().await.is_err()
+        if !triggers::wait_synced(&dc.deployments).await
+            || !triggers::wait_synced(&dc.replica_sets).await
+            || !triggers::wait_synced(&dc.pods).await
         {
             return;
         }

@@ -175,15 +175,39 @@ pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) ->
     safe_encode(&h.to_string())
 }
 
-fn without_hash(t: &PodTemplateSpec) -> serde_json::Value {
+/// Drop nulls, empty objects and empty arrays, which semantic equality treats as absent
+/// (kubectl's rollback writes Go's `"resources": {}` where the original had none).
+fn prune(v: serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match v {
+        Value::Null => None,
+        Value::Object(m) => {
+            let m: serde_json::Map<String, Value> = m
+                .into_iter()
+                .filter_map(|(k, v)| prune(v).map(|v| (k, v)))
+                .collect();
+            (!m.is_empty()).then_some(Value::Object(m))
+        }
+        Value::Array(a) => {
+            let a: Vec<Value> = a
+                .into_iter()
+                .map(|v| prune(v).unwrap_or(Value::Null))
+                .collect();
+            (!a.is_empty()).then_some(Value::Array(a))
+        }
+        other => Some(other),
+    }
+}
+
+fn without_hash(t: &PodTemplateSpec) -> Option<serde_json::Value> {
     let mut t = t.clone();
     if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(DEFAULT_LABEL_KEY);
     }
-    serde_json::to_value(t).unwrap_or_default()
+    prune(serde_json::to_value(t).unwrap_or_default())
 }
 
-/// Upstream's `EqualIgnoreHash`.
+/// Upstream's `EqualIgnoreHash` (semantic: empty and absent are equal).
 pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     without_hash(a) == without_hash(b)
 }
@@ -699,7 +723,18 @@ mod tests {
             .as_mut()
             .unwrap()
             .clear();
-        assert!(equal_ignore_hash(&t, &PodTemplateSpec::default()));
+        assert!(equal_ignore_hash(&t, &labelled));
+        let go_style: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"creationTimestamp": null, "labels": {"app": "x"}},
+            "spec": {"containers": [{"name": "c", "image": "i", "resources": {}}]}
+        }))
+        .unwrap();
+        let ours: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "x", DEFAULT_LABEL_KEY: "abc"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}
+        }))
+        .unwrap();
+        assert!(equal_ignore_hash(&go_style, &ours));
     }
 
     #[test]

@@ -71,8 +71,7 @@ fn start<K: Replicated>(ctx: &Context, workers: usize) -> anyhow::Result<Control
     });
     let queue: Arc<WorkQueue<Key>> = WorkQueue::new(ctx.shutdown.clone());
     Ok(Box::pin(async move {
-        if rc.owners.wait_until_ready().await.is_err() || rc.pods.wait_until_ready().await.is_err()
-        {
+        if !triggers::wait_synced(&rc.owners).await || !triggers::wait_synced(&rc.pods).await {
             return;
         }
         tracing::info!(controller = K::CONTROLLER, "caches synced");
@@ -193,21 +192,31 @@ impl<K: Replicated> ReplicaController<K> {
             .in_flight_split(key, &seen, &live)
             .is_empty();
         let empty = Default::default();
-        let candidates: Vec<Pod> = all_pods
-            .iter()
-            .filter(|p| is_active(p))
-            .filter(|p| match controller_of(&p.metadata) {
-                Some(r) => r.uid == owner_uid,
-                None => selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty)),
-            })
-            .map(|p| (**p).clone())
-            .collect();
-        let pod_api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        let claimed = claim(&pod_api, owner.as_ref(), candidates, |p: &Pod| {
-            selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty))
-        })
-        .await?;
-        let claimed: Vec<Arc<Pod>> = claimed.into_iter().map(Arc::new).collect();
+        let matches = |p: &Pod| selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty));
+        // Pods already ours and matching stay shared with the cache; only those to adopt
+        // or release are copied for the claim (copying thousands of pods every sync
+        // would dominate the controller's memory and time).
+        let mut claimed: Vec<Arc<Pod>> = Vec::new();
+        let mut to_claim: Vec<Pod> = Vec::new();
+        for p in all_pods.iter().filter(|p| is_active(p)) {
+            match controller_of(&p.metadata) {
+                Some(r) if r.uid == owner_uid => {
+                    if matches(p) {
+                        claimed.push(Arc::clone(p));
+                    } else {
+                        to_claim.push((**p).clone());
+                    }
+                }
+                Some(_) => {}
+                None if matches(p) => to_claim.push((**p).clone()),
+                None => {}
+            }
+        }
+        if !to_claim.is_empty() {
+            let pod_api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+            let adopted = claim(&pod_api, owner.as_ref(), to_claim, |p: &Pod| matches(p)).await?;
+            claimed.extend(adopted.into_iter().map(Arc::new));
+        }
 
         let mut failure = None;
         if satisfied && owner.meta().deletion_timestamp.is_none() {

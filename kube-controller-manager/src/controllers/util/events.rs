@@ -1,8 +1,21 @@
 //! Events recorded without holding up a sync (upstream's EventRecorder hands events to a
 //! broadcaster and returns): a bounded queue drained by one publishing task. When the
 //! queue is full, events are dropped, as upstream's broadcaster drops them.
+//!
+//! Events are written here rather than through kube-runtime's `Recorder`, whose
+//! aggregation key leaves out the message: every later event with the same reason on the
+//! same object would only bump the first one's series count, so "Scaled down replica
+//! set ..." after "Scaled up replica set ..." would never show. Here, as upstream's
+//! correlator does, only identical events (message included) within a few minutes are
+//! folded into one series.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 use tokio::sync::mpsc;
 
@@ -21,9 +34,11 @@ impl EventSink {
     /// shutdown.
     pub fn new(ctx: &Context, component: &str) -> Self {
         let (tx, mut rx) = mpsc::channel::<(Event, ObjectReference)>(QUEUE);
-        let recorder = ctx.recorder(component);
+        let client = ctx.client.clone();
+        let component = component.to_string();
         let shutdown = ctx.shutdown.clone();
         tokio::spawn(async move {
+            let mut seen: HashMap<String, (String, i32, Instant)> = HashMap::new();
             loop {
                 let next = tokio::select! {
                     next = rx.recv() => next,
@@ -32,7 +47,7 @@ impl EventSink {
                 let Some((event, reference)) = next else {
                     break;
                 };
-                if let Err(e) = recorder.publish(&event, &reference).await {
+                if let Err(e) = publish(&client, &component, &mut seen, &event, &reference).await {
                     tracing::debug!(error = %e, reason = event.reason, "could not record event");
                 }
             }
@@ -73,4 +88,82 @@ impl EventSink {
             tracing::debug!(reason, "event queue full or closed; event dropped");
         }
     }
+}
+
+/// How long identical events are folded into one series (kube-runtime's and upstream's
+/// cache lifetime).
+const SERIES_TTL: Duration = Duration::from_secs(360);
+
+async fn publish(
+    client: &kube::Client,
+    component: &str,
+    seen: &mut HashMap<String, (String, i32, Instant)>,
+    event: &Event,
+    reference: &ObjectReference,
+) -> Result<(), kube::Error> {
+    let now = jiff::Timestamp::now();
+    let ns = reference
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let api: Api<K8sEvent> = Api::namespaced(client.clone(), &ns);
+    seen.retain(|_, (_, _, at)| at.elapsed() < SERIES_TTL);
+    let key = format!(
+        "{}/{}/{}/{:?}/{}/{}",
+        reference.uid.as_deref().unwrap_or_default(),
+        reference.name.as_deref().unwrap_or_default(),
+        event.reason,
+        event.type_,
+        event.action,
+        event.note.as_deref().unwrap_or_default()
+    );
+    if let Some((name, count, at)) = seen.get_mut(&key) {
+        *count += 1;
+        *at = Instant::now();
+        let series = EventSeries {
+            count: *count,
+            last_observed_time: MicroTime(now),
+        };
+        let patch = serde_json::json!({"series": series});
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            // Gone (expired): write it anew.
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let name = format!(
+        "{}.{:x}",
+        reference.name.as_deref().unwrap_or(component),
+        now.as_nanosecond()
+    );
+    let k8s_event = K8sEvent {
+        action: Some(event.action.clone()),
+        reason: Some(event.reason.clone()),
+        event_time: Some(MicroTime(now)),
+        regarding: Some(reference.clone()),
+        note: event.note.clone(),
+        metadata: ObjectMeta {
+            namespace: Some(ns),
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        reporting_controller: Some(component.to_string()),
+        reporting_instance: Some(component.to_string()),
+        type_: Some(
+            match event.type_ {
+                EventType::Normal => "Normal",
+                EventType::Warning => "Warning",
+            }
+            .into(),
+        ),
+        related: event.secondary.clone(),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &k8s_event).await?;
+    seen.insert(key, (name, 1, Instant::now()));
+    Ok(())
 }
