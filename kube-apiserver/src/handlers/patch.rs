@@ -39,6 +39,26 @@ impl Patch {
         matches!(self, Patch::Apply(_))
     }
 
+    /// Whether the patch sets `metadata.resourceVersion`, making it conditional on that
+    /// version; otherwise it applies to whatever version is current.
+    pub fn names_resource_version(&self) -> bool {
+        match self {
+            Patch::Json(ops) => serde_json::to_value(ops)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .any(|op| {
+                    op.get("op").and_then(Value::as_str) != Some("remove")
+                        && op.get("path").and_then(Value::as_str)
+                            == Some("/metadata/resourceVersion")
+                }),
+            Patch::Merge(v) | Patch::Strategic(v) | Patch::Apply(v) => v
+                .pointer("/metadata/resourceVersion")
+                .is_some_and(|rv| !rv.is_null()),
+        }
+    }
+
     /// The patched object. `current` is `None` only for apply, which creates.
     pub fn apply(
         &self,

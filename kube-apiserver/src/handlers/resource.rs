@@ -477,6 +477,10 @@ async fn update(
     Ok(object_reply(store, updated, status, req.output, req.query).with_warnings(warnings))
 }
 
+/// How often an unconditional patch is re-applied after losing a race. Upstream retries
+/// without bound; a bound keeps a pathological hot spot from pinning a request forever.
+const PATCH_RETRIES: usize = 64;
+
 async fn patch(
     server: &Arc<ApiServer>,
     store: &Arc<Store>,
@@ -516,36 +520,49 @@ async fn patch(
         req.query.get("force").map(String::as_str),
         Some("true" | "1")
     );
-    let (patched, created) = store
-        .update_with(
-            namespace,
-            &name,
-            target,
-            patch.is_apply() && target == UpdateTarget::Main,
-            ctx,
-            &server.admission,
-            |current| {
-                let mut obj = patch.apply_through(
-                    server,
-                    &info,
-                    current,
-                    ctx.field_manager.as_deref(),
-                    force,
-                    &req.info.subresource,
-                )?;
-                if current.is_none() {
-                    // Server-side apply creates what does not exist yet.
-                    check_type_meta(&mut obj, &info)?;
-                    object::set_meta(&mut obj, "name", name.clone());
-                    if info.namespaced {
-                        object::set_meta(&mut obj, "namespace", namespace);
+    // A patch that does not name a resourceVersion applies to the current object: a
+    // concurrent write makes the server patch again rather than fail (upstream retries
+    // such patches too).
+    let conditional = patch.names_resource_version();
+    let mut attempts = 0;
+    let (patched, created) = loop {
+        let result = store
+            .update_with(
+                namespace,
+                &name,
+                target,
+                patch.is_apply() && target == UpdateTarget::Main,
+                ctx,
+                &server.admission,
+                |current| {
+                    let mut obj = patch.apply_through(
+                        server,
+                        &info,
+                        current,
+                        ctx.field_manager.as_deref(),
+                        force,
+                        &req.info.subresource,
+                    )?;
+                    if current.is_none() {
+                        // Server-side apply creates what does not exist yet.
+                        check_type_meta(&mut obj, &info)?;
+                        object::set_meta(&mut obj, "name", name.clone());
+                        if info.namespaced {
+                            object::set_meta(&mut obj, "namespace", namespace);
+                        }
                     }
-                }
-                warnings = server.field_validation(req.query, &info.definition, &obj, None)?;
-                Ok(obj)
-            },
-        )
-        .await?;
+                    warnings = server.field_validation(req.query, &info.definition, &obj, None)?;
+                    Ok(obj)
+                },
+            )
+            .await;
+        match result {
+            Err(e) if e.is_object_modified() && !conditional && attempts < PATCH_RETRIES => {
+                attempts += 1;
+            }
+            other => break other?,
+        }
+    };
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -118,6 +118,9 @@ impl fmt::Display for GroupKind {
     }
 }
 
+const OBJECT_MODIFIED: &str =
+    "the object has been modified; please apply your changes to the latest version and try again";
+
 /// An error that is sent to clients as a failure `Status`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
@@ -195,11 +198,7 @@ impl StatusError {
 
     /// The optimistic-concurrency failure, worded as upstream's registry words it.
     pub fn object_modified(resource: &GroupResource, name: &str) -> Self {
-        Self::conflict(
-            resource,
-            name,
-            "the object has been modified; please apply your changes to the latest version and try again",
-        )
+        Self::conflict(resource, name, OBJECT_MODIFIED)
     }
 
     pub fn invalid(kind: &GroupKind, name: &str, errors: &ErrorList) -> Self {
@@ -365,6 +364,12 @@ impl StatusError {
 
     pub fn is_conflict(&self) -> bool {
         self.reason == StatusReason::Conflict
+    }
+
+    /// An optimistic-concurrency failure ([`StatusError::object_modified`]), as opposed to
+    /// other conflicts such as server-side apply's field ownership.
+    pub fn is_object_modified(&self) -> bool {
+        self.is_conflict() && self.message.ends_with(OBJECT_MODIFIED)
     }
 }
 
