@@ -201,7 +201,8 @@ async fn watch_nodes(sched: Arc<Scheduler>, client: Client, synced: oneshot::Sen
         match event {
             Err(e) => tracing::warn!(error = %e, "node watch failed; retrying"),
             Ok(watcher::Event::Init) => seen = Some(HashSet::new()),
-            Ok(watcher::Event::InitApply(node)) | Ok(watcher::Event::Apply(node)) => {
+            Ok(watcher::Event::InitApply(mut node)) | Ok(watcher::Event::Apply(mut node)) => {
+                node.metadata.managed_fields = None;
                 if let Some(seen) = seen.as_mut() {
                     seen.insert(node.metadata.name.clone().unwrap_or_default());
                 }
@@ -245,7 +246,10 @@ fn terminal(pod: &Pod) -> bool {
     )
 }
 
-fn on_pod(sched: &Scheduler, pod: Pod) {
+fn on_pod(sched: &Scheduler, mut pod: Pod) {
+    // managedFields are never read here and are a large part of each object (upstream's
+    // informers strip them too).
+    pod.metadata.managed_fields = None;
     if terminal(&pod) {
         on_pod_delete(sched, &pod);
         return;

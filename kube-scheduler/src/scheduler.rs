@@ -37,7 +37,7 @@ const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
 const MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND: usize = 5;
 const DEFAULT_PERCENTAGE_OF_NODES_TO_SCORE: usize = 50;
 /// Bindings in flight at once.
-const MAX_CONCURRENT_BINDINGS: usize = 128;
+const MAX_CONCURRENT_BINDINGS: usize = 32;
 /// How long PreBind waits for the claims of a pod to be bound (upstream's
 /// `bindTimeoutSeconds` default).
 const VOLUME_BIND_TIMEOUT: Duration = Duration::from_secs(600);

@@ -140,6 +140,7 @@ async fn create_all(
 
 #[derive(Deserialize)]
 struct Meta {
+    #[serde(default)]
     name: String,
     #[serde(rename = "resourceVersion", default)]
     resource_version: String,
