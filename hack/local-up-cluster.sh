@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Brings up etcd and kube-apiserver on this machine (state in a temporary directory) and
-# prints how to point kubectl at them. Ctrl-C stops everything.
-#   hack/local-up-cluster.sh [--dir DIR] [--port PORT]
+# Brings up etcd, kube-apiserver, kube-controller-manager and kube-scheduler on this
+# machine (state in a temporary directory) and prints how to point kubectl at them.
+# Ctrl-C stops everything. Until the kubelet lands, `--hollow-nodes N` adds N hollow
+# nodes (test/hollow-node: Node objects whose pods are reported Running without
+# containers) so that workloads can be tried end to end.
+#   hack/local-up-cluster.sh [--dir DIR] [--port PORT] [--hollow-nodes N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
 
 dir=""
 port=6443
+hollow_nodes=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --dir) dir="$2"; shift 2 ;;
         --port) port="$2"; shift 2 ;;
+        --hollow-nodes) hollow_nodes="$2"; shift 2 ;;
         *) echo "unknown flag $1" >&2; exit 2 ;;
     esac
 done
@@ -19,7 +24,7 @@ done
 mkdir -p "$dir"
 
 bin="$CARGO_TARGET_DIR/release"
-[ -x "$bin/kube-apiserver" ] || cargo build --release -p kube-apiserver
+cargo build --release -p kube-apiserver -p kube-controller-manager -p kube-scheduler -p hollow-node
 
 etcd_port=$(free_port)
 etcd_peer=$(free_port)
@@ -51,6 +56,18 @@ KUBECONFIG="$kubeconfig" kubectl config set-credentials admin --token "$token" >
 KUBECONFIG="$kubeconfig" kubectl config set-context local --cluster local --user admin >/dev/null
 KUBECONFIG="$kubeconfig" kubectl config use-context local >/dev/null
 wait_for 30 env KUBECONFIG="$kubeconfig" kubectl get --raw /readyz || { echo "kube-apiserver not ready; see $dir/kube-apiserver.log" >&2; exit 1; }
+
+# The other components bind their health ports on free ports so that several local
+# clusters (and the tests) can run side by side.
+"$bin/kube-controller-manager" --kubeconfig "$kubeconfig" --secure-port "$(free_port)" \
+    --allocate-node-cidrs --cluster-cidr 10.244.0.0/16 >"$dir/kube-controller-manager.log" 2>&1 &
+pids+=("$!")
+"$bin/kube-scheduler" --kubeconfig "$kubeconfig" --secure-port "$(free_port)" >"$dir/kube-scheduler.log" 2>&1 &
+pids+=("$!")
+if [ "$hollow_nodes" -gt 0 ]; then
+    "$bin/hollow-node" --kubeconfig "$kubeconfig" --nodes "$hollow_nodes" >"$dir/hollow-node.log" 2>&1 &
+    pids+=("$!")
+fi
 
 cat <<MSG
 Cluster is up (state and logs in $dir).
