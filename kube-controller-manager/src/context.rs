@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use client::events::EventSink;
 use client::SharedInformers;
 use kube::runtime::events::{Recorder, Reporter};
 use parking_lot::Mutex;
@@ -23,6 +24,18 @@ pub struct Context {
 }
 
 impl Context {
+    /// An event sink reporting as `component` (e.g. `deployment-controller`), writing
+    /// until shutdown. Call while starting a controller (inside the runtime).
+    pub fn events(&self, component: &str) -> EventSink {
+        EventSink::new(
+            self.client.clone(),
+            component,
+            component,
+            &tokio::runtime::Handle::current(),
+            self.shutdown.clone(),
+        )
+    }
+
     /// An event recorder reporting as `component` (upstream: e.g.
     /// `deployment-controller`).
     pub fn recorder(&self, component: &str) -> Recorder {

@@ -4,7 +4,6 @@
 
 pub mod cache;
 pub mod config;
-pub mod events;
 pub mod framework;
 pub mod metrics;
 pub mod options;

@@ -25,12 +25,13 @@ use tokio::sync::Semaphore;
 
 use crate::cache::Cache;
 use crate::config::{Configuration, Plugin, Profile};
-use crate::events::EventSink;
 use crate::framework::{NodeInfo, PodInfo, Status};
 use crate::metrics::Metrics;
 use crate::plugins::{self, inter_pod_affinity, topology_spread, volume_binding, CycleState};
 use crate::preemption;
 use crate::queue::{QueuedPod, SchedulingQueue};
+use client::events::EventSink;
+use tokio_util::sync::CancellationToken;
 
 /// Upstream's bounds on how many nodes a cycle looks for.
 const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
@@ -169,11 +170,13 @@ impl Scheduler {
             .profiles
             .iter()
             .map(|p| {
+                // The sink's task ends when the scheduler (its last sender) is dropped.
                 let sink = EventSink::new(
                     client.clone(),
                     &p.scheduler_name,
-                    format!("{}-{identity}", p.scheduler_name),
+                    &format!("{}-{identity}", p.scheduler_name),
                     &rt,
+                    CancellationToken::new(),
                 );
                 (p.scheduler_name.clone(), (Arc::new(p.clone()), sink))
             })

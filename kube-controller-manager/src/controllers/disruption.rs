@@ -25,11 +25,11 @@ use parking_lot::RwLock;
 
 use crate::context::Context;
 use crate::controllers::util::discovery::{self, Discovered};
-use crate::controllers::util::events::EventSink;
 use crate::controllers::util::queue::{run_workers, Outcome, WorkQueue};
 use crate::controllers::util::refs::controller_of;
 use crate::controllers::util::triggers;
 use crate::controllers::ControllerFuture;
+use client::events::EventSink;
 
 pub const NAME: &str = "disruption-controller";
 pub const CONDITION: &str = "DisruptionAllowed";
@@ -74,7 +74,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         client: ctx.client.clone(),
         pdbs: pdb_inf.store().clone(),
         pods: pod_inf.store().clone(),
-        events: EventSink::new(ctx, "controllermanager"),
+        events: ctx.events("controllermanager"),
         discovered: RwLock::new(Discovered::default()),
     });
     let queue: Arc<WorkQueue<String>> = WorkQueue::new(ctx.shutdown.clone());

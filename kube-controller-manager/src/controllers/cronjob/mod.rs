@@ -22,11 +22,11 @@ use kube::Resource;
 use cron_schedule::Schedule;
 
 use crate::context::Context;
-use crate::controllers::util::events::EventSink;
 use crate::controllers::util::keyed::{self, split_key};
 use crate::controllers::util::queue::Outcome;
 use crate::controllers::util::refs;
 use crate::controllers::ControllerFuture;
+use client::events::EventSink;
 use logic::*;
 
 pub const NAME: &str = "cronjob";
@@ -48,7 +48,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         client: ctx.client.clone(),
         cronjobs: cj_informer.store().clone(),
         jobs: job_informer.store().clone(),
-        events: EventSink::new(ctx, COMPONENT),
+        events: ctx.events(COMPONENT),
     });
     let workers = usize::from(ctx.options.concurrent_cron_job_syncs);
     let shutdown = ctx.shutdown.clone();

@@ -23,7 +23,6 @@ use kube::Resource;
 
 use crate::context::Context;
 use crate::controllers::replicaset::logic::is_available;
-use crate::controllers::util::events::EventSink;
 use crate::controllers::util::expectations::Expectations;
 use crate::controllers::util::history::{self, CONTROLLER_REVISION_HASH_LABEL};
 use crate::controllers::util::keyed::{self, key_of, split_key};
@@ -31,6 +30,7 @@ use crate::controllers::util::queue::Outcome;
 use crate::controllers::util::taints::{self, NO_EXECUTE, NO_SCHEDULE};
 use crate::controllers::util::{nodes, pods, refs};
 use crate::controllers::ControllerFuture;
+use client::events::EventSink;
 
 pub const NAME: &str = "daemonset";
 const COMPONENT: &str = "daemonset-controller";
@@ -68,7 +68,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         pods: pod_informer.store().clone(),
         nodes: node_informer.store().clone(),
         revisions: rev_informer.store().clone(),
-        events: EventSink::new(ctx, COMPONENT),
+        events: ctx.events(COMPONENT),
         expectations: Expectations::default(),
     });
     let workers = usize::from(ctx.options.concurrent_daemonset_syncs);

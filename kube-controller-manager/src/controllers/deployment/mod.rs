@@ -23,11 +23,11 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::context::Context;
-use crate::controllers::util::events::EventSink;
 use crate::controllers::util::queue::{run_workers, Outcome, WorkQueue};
 use crate::controllers::util::refs::{claim, controller_of, controller_ref};
 use crate::controllers::util::triggers;
 use crate::controllers::ControllerFuture;
+use client::events::EventSink;
 use util::*;
 
 const COMPONENT: &str = "deployment-controller";
@@ -67,7 +67,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         deployments: d_informer.store().clone(),
         replica_sets: rs_informer.store().clone(),
         pods: pod_informer.store().clone(),
-        events: EventSink::new(ctx, COMPONENT),
+        events: ctx.events(COMPONENT),
     });
     let workers = usize::from(ctx.options.concurrent_deployment_syncs);
     let queue: Arc<WorkQueue<Key>> = WorkQueue::new(ctx.shutdown.clone());

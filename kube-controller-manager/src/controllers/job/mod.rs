@@ -27,12 +27,12 @@ use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::context::Context;
-use crate::controllers::util::events::EventSink;
 use crate::controllers::util::expectations::Expectations;
 use crate::controllers::util::keyed::{self, key_of, split_key};
 use crate::controllers::util::queue::Outcome;
 use crate::controllers::util::{pods, refs};
 use crate::controllers::ControllerFuture;
+use client::events::EventSink;
 use logic::*;
 
 pub const NAME: &str = "job";
@@ -74,7 +74,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         client: ctx.client.clone(),
         jobs: job_informer.store().clone(),
         pods: pod_informer.store().clone(),
-        events: EventSink::new(ctx, COMPONENT),
+        events: ctx.events(COMPONENT),
         expectations: Expectations::default(),
         backoff: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),

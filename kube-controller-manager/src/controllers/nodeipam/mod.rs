@@ -23,10 +23,10 @@ use serde_json::json;
 
 use self::cidrset::{CidrSet, CidrSetError};
 use crate::context::Context;
-use crate::controllers::util::events::EventSink;
 use crate::controllers::util::triggers;
 use crate::controllers::ControllerFuture;
 use crate::options::Options;
+use client::events::EventSink;
 
 pub const NAME: &str = "node-ipam";
 /// Upstream's event source for node status changes.
@@ -226,7 +226,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
             sets,
             pending: HashMap::new(),
         }),
-        events: EventSink::new(ctx, COMPONENT),
+        events: ctx.events(COMPONENT),
     });
     let shutdown = ctx.shutdown.clone();
     Ok(Box::pin(async move {

@@ -22,13 +22,13 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
 
 use crate::context::Context;
-use crate::controllers::util::events::EventSink;
 use crate::controllers::util::expectations::Expectations;
 use crate::controllers::util::pods::{from_template, is_active, name_prefix};
 use crate::controllers::util::queue::{run_workers, Outcome, WorkQueue};
 use crate::controllers::util::refs::{claim, controller_of, controller_ref};
 use crate::controllers::util::triggers;
 use crate::controllers::ControllerFuture;
+use client::events::EventSink;
 use kinds::{status_patch, Replicated};
 use logic::{ManageFailure, BURST_REPLICAS, SLOW_START_INITIAL_BATCH};
 
@@ -67,7 +67,7 @@ fn start<K: Replicated>(ctx: &Context, workers: usize) -> anyhow::Result<Control
         owners: owner_informer.store().clone(),
         pods: pod_informer.store().clone(),
         expectations: Expectations::default(),
-        events: EventSink::new(ctx, K::COMPONENT),
+        events: ctx.events(K::COMPONENT),
     });
     let queue: Arc<WorkQueue<Key>> = WorkQueue::new(ctx.shutdown.clone());
     Ok(Box::pin(async move {

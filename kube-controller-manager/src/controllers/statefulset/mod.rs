@@ -25,12 +25,12 @@ use kube::Resource;
 
 use crate::context::Context;
 use crate::controllers::replicaset::logic::is_available;
-use crate::controllers::util::events::EventSink;
 use crate::controllers::util::history::{self, CONTROLLER_REVISION_HASH_LABEL};
 use crate::controllers::util::keyed::{self, split_key};
 use crate::controllers::util::queue::Outcome;
 use crate::controllers::util::{pods, refs};
 use crate::controllers::ControllerFuture;
+use client::events::EventSink;
 
 pub const NAME: &str = "statefulset";
 const COMPONENT: &str = "statefulset-controller";
@@ -59,7 +59,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         pods: pod_informer.store().clone(),
         revisions: rev_informer.store().clone(),
         claims: claim_informer.store().clone(),
-        events: EventSink::new(ctx, COMPONENT),
+        events: ctx.events(COMPONENT),
     });
     let workers = usize::from(ctx.options.concurrent_statefulset_syncs);
     let shutdown = ctx.shutdown.clone();

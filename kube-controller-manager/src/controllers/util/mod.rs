@@ -5,7 +5,6 @@
 pub mod backoff;
 pub mod discovery;
 pub mod endpoints;
-pub mod events;
 pub mod expectations;
 pub mod history;
 pub mod keyed;

@@ -1,6 +1,7 @@
-//! Events recorded without holding up a sync (upstream's EventRecorder hands events to a
-//! broadcaster and returns): a bounded queue drained by one publishing task. When the
-//! queue is full, events are dropped, as upstream's broadcaster drops them.
+//! Events (events.k8s.io/v1) recorded without holding up a sync or a scheduling cycle
+//! (upstream's EventRecorder hands events to a broadcaster and returns): a bounded queue
+//! drained by one publishing task. When the queue is full, events are dropped, as
+//! upstream's broadcaster drops them.
 //!
 //! Events are written here rather than through kube-runtime's `Recorder`, whose
 //! aggregation key leaves out the message: every later event with the same reason on the
@@ -18,8 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 use tokio::sync::mpsc;
-
-use crate::context::Context;
+use tokio_util::sync::CancellationToken;
 
 /// Events waiting to be written before new ones are dropped.
 const QUEUE: usize = 1000;
@@ -30,14 +30,21 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// A sink reporting as `component` (e.g. `deployment-controller`); its task ends at
-    /// shutdown.
-    pub fn new(ctx: &Context, component: &str) -> Self {
+    /// A sink reporting as `component` (e.g. `deployment-controller`) from `instance`;
+    /// its task runs on `runtime` until `shutdown`.
+    pub fn new(
+        client: kube::Client,
+        component: &str,
+        instance: &str,
+        runtime: &tokio::runtime::Handle,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<(Event, ObjectReference)>(QUEUE);
-        let client = ctx.client.clone();
-        let component = component.to_string();
-        let shutdown = ctx.shutdown.clone();
-        tokio::spawn(async move {
+        let reporter = Reporter {
+            component: component.to_string(),
+            instance: instance.to_string(),
+        };
+        runtime.spawn(async move {
             let mut seen: HashMap<String, (String, i32, Instant)> = HashMap::new();
             loop {
                 let next = tokio::select! {
@@ -47,7 +54,7 @@ impl EventSink {
                 let Some((event, reference)) = next else {
                     break;
                 };
-                if let Err(e) = publish(&client, &component, &mut seen, &event, &reference).await {
+                if let Err(e) = publish(&client, &reporter, &mut seen, &event, &reference).await {
                     tracing::debug!(error = %e, reason = event.reason, "could not record event");
                 }
             }
@@ -90,13 +97,18 @@ impl EventSink {
     }
 }
 
+struct Reporter {
+    component: String,
+    instance: String,
+}
+
 /// How long identical events are folded into one series (kube-runtime's and upstream's
 /// cache lifetime).
 const SERIES_TTL: Duration = Duration::from_secs(360);
 
 async fn publish(
     client: &kube::Client,
-    component: &str,
+    reporter: &Reporter,
     seen: &mut HashMap<String, (String, i32, Instant)>,
     event: &Event,
     reference: &ObjectReference,
@@ -137,7 +149,7 @@ async fn publish(
     }
     let name = format!(
         "{}.{:x}",
-        reference.name.as_deref().unwrap_or(component),
+        reference.name.as_deref().unwrap_or(&reporter.component),
         now.as_nanosecond()
     );
     let k8s_event = K8sEvent {
@@ -151,8 +163,8 @@ async fn publish(
             name: Some(name.clone()),
             ..Default::default()
         },
-        reporting_controller: Some(component.to_string()),
-        reporting_instance: Some(component.to_string()),
+        reporting_controller: Some(reporter.component.clone()),
+        reporting_instance: Some(reporter.instance.clone()),
         type_: Some(
             match event.type_ {
                 EventType::Normal => "Normal",
