@@ -152,9 +152,9 @@ async fn run_scheduler(
         _ = async {
             let _ = nodes_ready.await;
             let _ = pods_ready.await;
-            let _ = stores.claims.wait_until_ready().await;
-            let _ = stores.volumes.wait_until_ready().await;
-            let _ = stores.classes.wait_until_ready().await;
+            let _ = client::informers::synced(&stores.claims).await;
+            let _ = client::informers::synced(&stores.volumes).await;
+            let _ = client::informers::synced(&stores.classes).await;
         } => {}
         () = shutdown.cancelled() => return Ok(()),
     }

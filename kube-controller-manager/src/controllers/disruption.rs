@@ -103,8 +103,8 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
             let queue = Arc::clone(&queue);
             let controller = Arc::clone(&controller);
             async move {
-                if controller.pdbs.wait_until_ready().await.is_err()
-                    || controller.pods.wait_until_ready().await.is_err()
+                if !client::informers::synced(&controller.pdbs).await
+                    || !client::informers::synced(&controller.pods).await
                 {
                     return;
                 }

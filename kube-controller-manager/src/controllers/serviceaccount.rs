@@ -61,8 +61,8 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
             let queue = Arc::clone(&queue);
             let controller = Arc::clone(&controller);
             async move {
-                if controller.namespaces.wait_until_ready().await.is_err()
-                    || controller.accounts.wait_until_ready().await.is_err()
+                if !client::informers::synced(&controller.namespaces).await
+                    || !client::informers::synced(&controller.accounts).await
                 {
                     return;
                 }

@@ -165,8 +165,8 @@ impl TaintEviction {
         pod_changes: impl futures::Stream<Item = Arc<Pod>> + Send,
         shutdown: CancellationToken,
     ) {
-        if self.nodes.wait_until_ready().await.is_err()
-            || self.pods.wait_until_ready().await.is_err()
+        if !client::informers::synced(&self.nodes).await
+            || !client::informers::synced(&self.pods).await
         {
             return;
         }

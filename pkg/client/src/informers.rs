@@ -6,6 +6,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
@@ -159,7 +160,7 @@ impl SharedInformers {
         let ready = informer.store.clone();
         let wait: ReadyWait = Arc::new(move || {
             let ready = ready.clone();
-            Box::pin(async move { ready.wait_until_ready().await.is_ok() })
+            Box::pin(async move { synced(&ready).await })
         });
         self.synced.lock().push((K::kind(&()).to_string(), wait));
         let starter: Starter = Box::new(move || {
@@ -255,6 +256,24 @@ impl SharedInformers {
         let pending = std::mem::take(&mut *self.pending.lock());
         for start in pending {
             start();
+        }
+    }
+}
+
+/// Wait until `store` has its first full list; false if its writer is gone.
+///
+/// kube-runtime's `Store::wait_until_ready` keeps only the waker of the task that polled
+/// it last (a oneshot receiver behind it), so of several tasks waiting on one shared
+/// store one may never wake. Polling it again every 100 ms re-registers each waiter.
+pub async fn synced<K>(store: &Store<K>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
+            Ok(ready) => return ready.is_ok(),
+            Err(_) => continue,
         }
     }
 }

@@ -49,7 +49,10 @@ impl LeaderElection {
             .with_identity(&self.identity)
             .with_duration(duration)
             .with_grace(duration / 3)
-            .with_field_manager(self.name.clone())
+            // The lease manager takes the lease with server-side apply and counts on
+            // field-ownership conflicts between candidates: each needs its own manager
+            // name, or a racing candidate silently overwrites the holder.
+            .with_field_manager(format!("{}/{}", self.name, self.identity))
             .build()
             .await?;
         let (mut leading, task) = manager.watch().await;

@@ -108,7 +108,8 @@ async fn only_one_replica_leads_at_a_time() {
     let leading = Arc::new(AtomicUsize::new(0));
     let max_leading = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for i in 0..2 {
+    // Several candidates start at once, so that they race for the lease.
+    for i in 0..4 {
         let kube = cp.client().await.unwrap();
         let (leading, max_leading) = (Arc::clone(&leading), Arc::clone(&max_leading));
         let election = LeaderElection::new("test-component", format!("replica-{i}"));
@@ -117,20 +118,20 @@ async fn only_one_replica_leads_at_a_time() {
                 .run(kube, async move {
                     let now = leading.fetch_add(1, Ordering::SeqCst) + 1;
                     max_leading.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     leading.fetch_sub(1, Ordering::SeqCst);
                 })
                 .await
         }));
     }
     for task in tasks {
-        tokio::time::timeout(Duration::from_secs(60), task)
+        tokio::time::timeout(Duration::from_secs(90), task)
             .await
             .unwrap()
             .unwrap()
             .unwrap();
     }
-    // Both replicas led (one after the other), never both at once.
+    // Every replica led (one after the other), never two at once.
     assert_eq!(max_leading.load(Ordering::SeqCst), 1);
     let holder = cp
         .kubectl_ok(&[

@@ -54,7 +54,9 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     let shutdown = ctx.shutdown.clone();
     let ready = {
         let c = Arc::clone(&c);
-        async move { keyed::synced(&c.cronjobs).await && keyed::synced(&c.jobs).await }
+        async move {
+            client::informers::synced(&c.cronjobs).await && client::informers::synced(&c.jobs).await
+        }
     };
     Ok(Box::pin(async move {
         keyed::run(keys, ready, workers, shutdown, move |key| {

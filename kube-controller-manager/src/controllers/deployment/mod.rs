@@ -72,9 +72,9 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     let workers = usize::from(ctx.options.concurrent_deployment_syncs);
     let queue: Arc<WorkQueue<Key>> = WorkQueue::new(ctx.shutdown.clone());
     Ok(Box::pin(async move {
-        if !triggers::wait_synced(&dc.deployments).await
-            || !triggers::wait_synced(&dc.replica_sets).await
-            || !triggers::wait_synced(&dc.pods).await
+        if !client::informers::synced(&dc.deployments).await
+            || !client::informers::synced(&dc.replica_sets).await
+            || !client::informers::synced(&dc.pods).await
         {
             return;
         }

@@ -46,7 +46,7 @@ pub fn ready<K>(store: Store<K>) -> BoxFuture<'static, bool>
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    Box::pin(async move { store.wait_until_ready().await.is_ok() })
+    Box::pin(async move { client::informers::synced(&store).await })
 }
 
 /// Service keys from changes and deletions of the controller's own objects.
@@ -163,8 +163,8 @@ impl ServiceController {
             let work = {
                 let this = Arc::clone(&this);
                 async move {
-                    if this.services.wait_until_ready().await.is_err()
-                        || this.pods.wait_until_ready().await.is_err()
+                    if !client::informers::synced(&this.services).await
+                        || !client::informers::synced(&this.pods).await
                     {
                         return;
                     }

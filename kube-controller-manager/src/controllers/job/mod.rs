@@ -83,7 +83,9 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     let shutdown = ctx.shutdown.clone();
     let ready = {
         let c = Arc::clone(&c);
-        async move { keyed::synced(&c.jobs).await && keyed::synced(&c.pods).await }
+        async move {
+            client::informers::synced(&c.jobs).await && client::informers::synced(&c.pods).await
+        }
     };
     Ok(Box::pin(async move {
         keyed::run(keys, ready, workers, shutdown, move |key| {

@@ -76,7 +76,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         let work = {
             let queue = Arc::clone(&queue);
             async move {
-                if store.wait_until_ready().await.is_err() {
+                if !client::informers::synced(&store).await {
                     return;
                 }
                 tracing::info!(controller = NAME, "caches synced");

@@ -230,7 +230,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     });
     let shutdown = ctx.shutdown.clone();
     Ok(Box::pin(async move {
-        if ipam.nodes.wait_until_ready().await.is_err() {
+        if !client::informers::synced(&ipam.nodes).await {
             return;
         }
         // Occupy what the nodes already have before handing anything out.

@@ -184,9 +184,9 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     }
     let shutdown = ctx.shutdown.clone();
     Ok(Box::pin(async move {
-        if lc.nodes.wait_until_ready().await.is_err()
-            || lc.pods.wait_until_ready().await.is_err()
-            || lc.leases.wait_until_ready().await.is_err()
+        if !client::informers::synced(&lc.nodes).await
+            || !client::informers::synced(&lc.pods).await
+            || !client::informers::synced(&lc.leases).await
         {
             return;
         }

@@ -22,7 +22,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 
 use crate::context::Context;
-use crate::controllers::util::{keyed, taints};
+use crate::controllers::util::taints;
 use crate::controllers::ControllerFuture;
 
 pub const NAME: &str = "podgc";
@@ -42,7 +42,8 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     };
     let shutdown = ctx.shutdown.clone();
     Ok(Box::pin(async move {
-        if !keyed::synced(&gc.pods).await || !keyed::synced(&gc.nodes).await {
+        if !client::informers::synced(&gc.pods).await || !client::informers::synced(&gc.nodes).await
+        {
             return;
         }
         let mut tick = tokio::time::interval(CHECK_PERIOD);

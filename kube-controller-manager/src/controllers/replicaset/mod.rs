@@ -71,7 +71,9 @@ fn start<K: Replicated>(ctx: &Context, workers: usize) -> anyhow::Result<Control
     });
     let queue: Arc<WorkQueue<Key>> = WorkQueue::new(ctx.shutdown.clone());
     Ok(Box::pin(async move {
-        if !triggers::wait_synced(&rc.owners).await || !triggers::wait_synced(&rc.pods).await {
+        if !client::informers::synced(&rc.owners).await
+            || !client::informers::synced(&rc.pods).await
+        {
             return;
         }
         tracing::info!(controller = K::CONTROLLER, "caches synced");

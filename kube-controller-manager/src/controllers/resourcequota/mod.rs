@@ -160,10 +160,10 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
             let queue = Arc::clone(&queue);
             let controller = Arc::clone(&controller);
             async move {
-                if controller.quotas.wait_until_ready().await.is_err()
-                    || controller.pods.wait_until_ready().await.is_err()
-                    || controller.services.wait_until_ready().await.is_err()
-                    || controller.claims.wait_until_ready().await.is_err()
+                if !client::informers::synced(&controller.quotas).await
+                    || !client::informers::synced(&controller.pods).await
+                    || !client::informers::synced(&controller.services).await
+                    || !client::informers::synced(&controller.claims).await
                 {
                     return;
                 }

@@ -66,10 +66,10 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     let ready = {
         let c = Arc::clone(&c);
         async move {
-            keyed::synced(&c.sets).await
-                && keyed::synced(&c.pods).await
-                && keyed::synced(&c.revisions).await
-                && keyed::synced(&c.claims).await
+            client::informers::synced(&c.sets).await
+                && client::informers::synced(&c.pods).await
+                && client::informers::synced(&c.revisions).await
+                && client::informers::synced(&c.claims).await
         }
     };
     Ok(Box::pin(async move {

@@ -55,7 +55,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
     let shutdown = ctx.shutdown.clone();
     let ready = {
         let jobs = jobs.clone();
-        async move { keyed::synced(&jobs).await }
+        async move { client::informers::synced(&jobs).await }
     };
     Ok(Box::pin(async move {
         let jobs = Arc::new(jobs);

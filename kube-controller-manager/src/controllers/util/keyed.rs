@@ -94,28 +94,6 @@ where
     ])
 }
 
-/// Wait until `store` has its first full list. kube-runtime's
-/// `Store::wait_until_ready` wakes only the last of several concurrent waiters (its
-/// oneshot receiver keeps one waker), so with controllers sharing a cache some would
-/// wait forever; polling it again now and then re-registers each waiter.
-pub async fn synced<K>(store: &kube::runtime::reflector::Store<K>) -> bool
-where
-    K: kube::runtime::reflector::Lookup + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    loop {
-        match tokio::time::timeout(
-            std::time::Duration::from_millis(100),
-            store.wait_until_ready(),
-        )
-        .await
-        {
-            Ok(r) => return r.is_ok(),
-            Err(_) => continue,
-        }
-    }
-}
-
 /// Feed `keys` into `queue` until shutdown, then run `workers` workers of `work`. The
 /// streams must be read from the start (the shared watch waits for full subscribers),
 /// so they are drained even before `ready` (cache sync) completes.

@@ -45,23 +45,6 @@ where
     Ok(nudged.filter_map(futures::future::ready))
 }
 
-/// Wait until `store` has its first full list; false if its writer is gone.
-///
-/// `Store::wait_until_ready` keeps only the waker of the task that polled it last (a
-/// oneshot receiver behind it), so when two controllers wait on one shared store, one of
-/// them may never wake. Polling again every [`PERIOD`] / 10 re-registers the waker.
-pub async fn wait_synced<K>(store: &Store<K>) -> bool
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    loop {
-        match tokio::time::timeout(PERIOD / 10, store.wait_until_ready()).await {
-            Ok(r) => return r.is_ok(),
-            Err(_) => continue,
-        }
-    }
-}
-
 fn uid_key<K: Resource>(obj: &K) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     obj.meta().uid.as_deref().unwrap_or_default().hash(&mut h);
