@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use client::events::EventSink;
 use client::SharedInformers;
-use kube::runtime::events::{Recorder, Reporter};
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
@@ -34,15 +33,5 @@ impl Context {
             &tokio::runtime::Handle::current(),
             self.shutdown.clone(),
         )
-    }
-
-    /// An event recorder reporting as `component` (upstream: e.g.
-    /// `deployment-controller`).
-    pub fn recorder(&self, component: &str) -> Recorder {
-        let reporter = Reporter {
-            controller: component.to_string(),
-            instance: None,
-        };
-        Recorder::new(self.client.clone(), reporter)
     }
 }

@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use client::events::EventSink;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
@@ -56,7 +56,7 @@ struct TaintEviction {
     client: kube::Client,
     nodes: Store<Node>,
     pods: Store<Pod>,
-    recorder: Recorder,
+    events: EventSink,
     state: Mutex<State>,
     deletions: Counter,
 }
@@ -70,7 +70,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         client: ctx.client.clone(),
         nodes: node_informer.store().clone(),
         pods: pod_informer.store().clone(),
-        recorder: ctx.recorder(NAME),
+        events: ctx.events(NAME),
         state: Mutex::new(State::default()),
         deletions: Counter::default(),
     });
@@ -349,20 +349,8 @@ impl TaintEviction {
     }
 
     fn event(&self, key: &str, uid: &str, note: String) {
-        let recorder = self.recorder.clone();
-        let regarding = pod_ref(key, uid);
-        tokio::spawn(async move {
-            let ev = Event {
-                type_: EventType::Normal,
-                reason: "TaintManagerEviction".into(),
-                note: Some(note),
-                action: "Delete".into(),
-                secondary: None,
-            };
-            if let Err(e) = recorder.publish(&ev, &regarding).await {
-                tracing::debug!(error = %e, "failed to record event");
-            }
-        });
+        self.events
+            .normal(pod_ref(key, uid), "TaintManagerEviction", "Delete", note);
     }
 
     async fn delete_pod(&self, key: &str, uid: &str) {

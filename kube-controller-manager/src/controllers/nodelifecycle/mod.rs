@@ -25,13 +25,14 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use client::events::EventSink;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -129,7 +130,7 @@ struct Lifecycle {
     nodes: Store<Node>,
     pods: Store<Pod>,
     leases: Store<Lease>,
-    recorder: Recorder,
+    events: EventSink,
     settings: Settings,
     state: Mutex<State>,
     metrics: Metrics,
@@ -157,7 +158,7 @@ pub fn start(ctx: &Context) -> anyhow::Result<ControllerFuture> {
         nodes: node_informer.store().clone(),
         pods: pod_informer.store().clone(),
         leases: lease_informer.store().clone(),
-        recorder: ctx.recorder(COMPONENT),
+        events: ctx.events(COMPONENT),
         settings,
         state: Mutex::new(State::default()),
         metrics: Metrics::default(),
@@ -322,27 +323,18 @@ fn pod_ref(pod: &Pod) -> ObjectReference {
     }
 }
 
-/// Publish an event without holding up the caller; a lost event is only logged.
+/// Record an event without holding up the caller.
 fn emit(
-    recorder: &Recorder,
+    events: &EventSink,
     type_: EventType,
     reason: &str,
     note: String,
     regarding: ObjectReference,
 ) {
-    let recorder = recorder.clone();
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note),
-        action: reason.to_string(),
-        secondary: None,
-    };
-    tokio::spawn(async move {
-        if let Err(e) = recorder.publish(&event, &regarding).await {
-            tracing::debug!(error = %e, "failed to record event");
-        }
-    });
+    match type_ {
+        EventType::Normal => events.normal(regarding, reason, reason, note),
+        EventType::Warning => events.warning(regarding, reason, reason, note),
+    }
 }
 
 fn ready_status(node: &Node) -> Option<&str> {
@@ -408,7 +400,7 @@ impl Lifecycle {
             tracing::info!(node = %name, "controller observed a Node deletion");
             let note = format!("Node {name} event: Removing Node {name} from Controller");
             emit(
-                &self.recorder,
+                &self.events,
                 EventType::Normal,
                 "RemovingNode",
                 note,
@@ -420,7 +412,7 @@ impl Lifecycle {
             tracing::info!(node = %name, "controller observed a new Node");
             let note = format!("Node {name} event: Registered Node {name} in Controller");
             emit(
-                &self.recorder,
+                &self.events,
                 EventType::Normal,
                 "RegisteredNode",
                 note,
@@ -464,7 +456,7 @@ impl Lifecycle {
             if current != "True" && obs.observed_ready == "True" {
                 let note = format!("Node {name} status is now: NodeNotReady");
                 emit(
-                    &self.recorder,
+                    &self.events,
                     EventType::Normal,
                     "NodeNotReady",
                     note,
@@ -754,7 +746,7 @@ impl Lifecycle {
                 Ok(_) => {
                     tracing::info!(pod = %format!("{ns}/{name}"), node, "updated ready status of pod to false");
                     emit(
-                        &self.recorder,
+                        &self.events,
                         EventType::Warning,
                         "NodeNotReady",
                         "Node is not ready".into(),
