@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{
     ObjectReference, Pod, PodSpec, PodTemplateSpec, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::Resource;
 
@@ -230,37 +230,19 @@ impl DsController {
     /// The hash of the current template's revision (created if new).
     async fn revision(&self, ds: &DaemonSet) -> Result<String, kube::Error> {
         let ns = ds.metadata.namespace.clone().unwrap_or_default();
-        let uid = ds.metadata.uid.clone().unwrap_or_default();
         let api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &ns);
-        let mut revs: Vec<ControllerRevision> = self
-            .revisions
-            .state()
-            .into_iter()
-            .filter(|r| {
-                r.metadata.namespace.as_deref() == Some(ns.as_str())
-                    && refs::is_controlled_by(&r.metadata, &uid)
-            })
-            .map(|r| (*r).clone())
-            .collect();
-        history::sort(&mut revs);
+        let revs = history::owned(&self.revisions, ds);
         let template = ds
             .spec
             .as_ref()
             .map(|s| s.template.clone())
             .unwrap_or_default();
-        let data = history::template_patch(&template);
-        let next = history::next_revision(&revs);
-        let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
-        let rev = match revs.iter().rev().find(|r| history::records(r, &data)) {
-            Some(r) if r.revision == next - 1 => r.clone(),
-            Some(r) => history::set_revision(&api, r, next).await?,
-            None => {
-                let status_cc = ds.status.as_ref().and_then(|s| s.collision_count);
-                let candidate = history::new_revision(ds, labels, data, next, status_cc);
-                let mut cc = status_cc.unwrap_or(0);
-                history::create(&api, ds, labels, &candidate, &mut cc).await?
-            }
-        };
+        let mut collisions = ds
+            .status
+            .as_ref()
+            .and_then(|s| s.collision_count)
+            .unwrap_or(0);
+        let rev = history::for_template(&api, ds, &revs, &template, &mut collisions).await?;
         // Keep revisionHistoryLimit old revisions.
         let limit = ds
             .spec
@@ -483,8 +465,15 @@ impl DsController {
             }
             to_delete.sort_by_key(|p| p.metadata.name.clone());
             to_delete.dedup_by_key(|p| p.metadata.name.clone());
-            self.delete_pods(key, &pods_api, &regarding, &to_delete)
-                .await;
+            pods::delete_controlled(
+                &pods_api,
+                &self.events,
+                &self.expectations,
+                key,
+                &regarding,
+                &to_delete,
+            )
+            .await;
             self.create_pods(key, ds, &pods_api, &regarding, &hash, &to_create)
                 .await;
         }
@@ -565,41 +554,6 @@ impl DsController {
                     );
                     return;
                 }
-            }
-        }
-    }
-
-    async fn delete_pods(
-        &self,
-        key: &str,
-        api: &Api<Pod>,
-        regarding: &ObjectReference,
-        victims: &[&Pod],
-    ) {
-        for p in victims {
-            let name = p.metadata.name.clone().unwrap_or_default();
-            let dp = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid: p.metadata.uid.clone(),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            self.expectations.expect_deleted(key, &name);
-            match api.delete(&name, &dp).await {
-                Ok(_) => self.events.normal(
-                    regarding.clone(),
-                    "SuccessfulDelete",
-                    "Delete",
-                    format!("Deleted pod: {name}"),
-                ),
-                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-                Err(e) => self.events.warning(
-                    regarding.clone(),
-                    "FailedDelete",
-                    "Delete",
-                    format!("Error deleting: {e}"),
-                ),
             }
         }
     }

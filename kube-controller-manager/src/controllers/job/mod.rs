@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::Resource;
 use parking_lot::Mutex;
@@ -635,33 +635,16 @@ impl JobController {
     }
 
     async fn delete_pods(&self, api: &Api<Pod>, key: &str, job: &Job, victims: &[Arc<Pod>]) {
-        let regarding = job.object_ref(&());
-        for p in victims {
-            let name = p.metadata.name.clone().unwrap_or_default();
-            let dp = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid: p.metadata.uid.clone(),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            self.expectations.expect_deleted(key, &name);
-            match api.delete(&name, &dp).await {
-                Ok(_) => self.events.normal(
-                    regarding.clone(),
-                    "SuccessfulDelete",
-                    "Delete",
-                    format!("Deleted pod: {name}"),
-                ),
-                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-                Err(e) => self.events.warning(
-                    regarding.clone(),
-                    "FailedDelete",
-                    "Delete",
-                    format!("Error deleting: {e}"),
-                ),
-            }
-        }
+        let victims: Vec<&Pod> = victims.iter().map(AsRef::as_ref).collect();
+        pods::delete_controlled(
+            api,
+            &self.events,
+            &self.expectations,
+            key,
+            &job.object_ref(&()),
+            &victims,
+        )
+        .await;
     }
 
     async fn remove_finalizer(&self, api: &Api<Pod>, pod: &Pod) -> Result<(), kube::Error> {

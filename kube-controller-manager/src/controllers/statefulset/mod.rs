@@ -212,57 +212,24 @@ impl SetController {
         kube::Error,
     > {
         let ns = set.metadata.namespace.clone().unwrap_or_default();
-        let uid = set.metadata.uid.clone().unwrap_or_default();
         let api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &ns);
-        let mut revs: Vec<ControllerRevision> = self
-            .revisions
-            .state()
-            .into_iter()
-            .filter(|r| {
-                r.metadata.namespace.as_deref() == Some(ns.as_str())
-                    && refs::is_controlled_by(&r.metadata, &uid)
-            })
-            .map(|r| (*r).clone())
-            .collect();
-        history::sort(&mut revs);
+        let mut revs = history::owned(&self.revisions, set);
         let template = set
             .spec
             .as_ref()
             .map(|s| s.template.clone())
             .unwrap_or_default();
-        let data = history::template_patch(&template);
-        let next = history::next_revision(&revs);
-        let update = match revs.iter().rev().find(|r| history::records(r, &data)) {
-            Some(existing) => {
-                if existing.revision == next - 1 {
-                    existing.clone()
-                } else {
-                    // An older template again (a rollback): it becomes the newest.
-                    history::set_revision(&api, existing, next).await?
-                }
-            }
-            None => {
-                let candidate = history::new_revision(
-                    set,
-                    template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
-                    data,
-                    next,
-                    status.collision_count,
-                );
-                let mut collisions = status.collision_count.unwrap_or(0);
-                let created = history::create(
-                    &api,
-                    set,
-                    template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
-                    &candidate,
-                    &mut collisions,
-                )
-                .await?;
-                status.collision_count = Some(collisions);
-                revs.push(created.clone());
-                created
-            }
-        };
+        let mut collisions = status.collision_count.unwrap_or(0);
+        let update = history::for_template(&api, set, &revs, &template, &mut collisions).await?;
+        status.collision_count = Some(collisions);
+        match revs
+            .iter()
+            .position(|r| r.metadata.name == update.metadata.name)
+        {
+            // Renumbered by a rollback.
+            Some(i) => revs[i] = update.clone(),
+            None => revs.push(update.clone()),
+        }
         let current = status
             .current_revision
             .as_ref()

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::Store;
 use kube::Resource;
 use serde_json::{json, Value};
 
@@ -143,20 +144,21 @@ pub fn next_revision(sorted: &[ControllerRevision]) -> i64 {
     sorted.last().map_or(1, |r| r.revision + 1)
 }
 
-/// Create `revision` for `parent`; on a name collision with a revision holding other
-/// data, bump `collision_count` and retry under the new name (`CreateControllerRevision`).
-/// An existing revision with the same data controlled by the parent is returned as is.
-pub async fn create<P>(
+/// Create a revision of `parent` numbered `number` holding `data`; on a name collision
+/// with a revision holding other data, bump `collision_count` and retry under the new
+/// name (`CreateControllerRevision`). An existing revision with the same data controlled
+/// by the parent is returned as is.
+async fn create<P>(
     api: &Api<ControllerRevision>,
     parent: &P,
     template_labels: Option<&BTreeMap<String, String>>,
-    revision: &ControllerRevision,
+    data: &Value,
+    number: i64,
     collision_count: &mut i32,
 ) -> Result<ControllerRevision, kube::Error>
 where
     P: Resource<DynamicType = ()>,
 {
-    let data = data_of(revision).cloned().unwrap_or(Value::Null);
     let parent_uid = parent.meta().uid.clone().unwrap_or_default();
     // Each round either returns or moves to a fresh name; the bound only guards
     // against a server that keeps answering "exists" for everything.
@@ -165,7 +167,7 @@ where
             parent,
             template_labels,
             data.clone(),
-            revision.revision,
+            number,
             Some(*collision_count),
         );
         match api.create(&PostParams::default(), &candidate).await {
@@ -173,7 +175,7 @@ where
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 let name = candidate.metadata.name.clone().unwrap_or_default();
                 let existing = api.get(&name).await?;
-                if records(&existing, &data)
+                if records(&existing, data)
                     && refs::is_controlled_by(&existing.metadata, &parent_uid)
                 {
                     return Ok(existing);
@@ -186,6 +188,51 @@ where
     Err(kube::Error::Service(
         "too many controller revision name collisions".into(),
     ))
+}
+
+/// The revisions `parent` controls in `store`, sorted oldest first.
+pub fn owned<P>(store: &Store<ControllerRevision>, parent: &P) -> Vec<ControllerRevision>
+where
+    P: Resource<DynamicType = ()>,
+{
+    let namespace = parent.meta().namespace.as_deref();
+    let uid = parent.meta().uid.as_deref().unwrap_or_default();
+    let mut revisions: Vec<ControllerRevision> = store
+        .state()
+        .into_iter()
+        .filter(|r| {
+            r.metadata.namespace.as_deref() == namespace && refs::is_controlled_by(&r.metadata, uid)
+        })
+        .map(|r| (*r).clone())
+        .collect();
+    sort(&mut revisions);
+    revisions
+}
+
+/// The revision recording `template` (upstream's history construction of the
+/// StatefulSet and DaemonSet controllers): the newest of `parent`'s sorted `revisions`
+/// when it already does, an older one moved to the newest number (a rollback), or a new
+/// one. `collision_count` is bumped past name collisions.
+pub async fn for_template<P>(
+    api: &Api<ControllerRevision>,
+    parent: &P,
+    revisions: &[ControllerRevision],
+    template: &PodTemplateSpec,
+    collision_count: &mut i32,
+) -> Result<ControllerRevision, kube::Error>
+where
+    P: Resource<DynamicType = ()>,
+{
+    let data = template_patch(template);
+    let next = next_revision(revisions);
+    match revisions.iter().rev().find(|r| records(r, &data)) {
+        Some(existing) if existing.revision == next - 1 => Ok(existing.clone()),
+        Some(existing) => set_revision(api, existing, next).await,
+        None => {
+            let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+            create(api, parent, labels, &data, next, collision_count).await
+        }
+    }
 }
 
 /// Move an existing revision to a new revision number (a rollback to it).

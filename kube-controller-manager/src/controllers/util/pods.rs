@@ -1,7 +1,11 @@
 //! Pods made from a controller's template (upstream's PodControl).
 
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use client::events::EventSink;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, Preconditions};
+
+use super::expectations::Expectations;
 
 /// The pod a controller creates from `template`: the template's labels, annotations,
 /// finalizers and spec, named `<prefix><random>` by the API server, owned by `owner`.
@@ -49,6 +53,46 @@ pub fn is_ready(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Delete the pods `victims` of controller `key` (upstream's `PodControl.DeletePod`):
+/// each only if it is still the same object (uid precondition, so a new pod of the
+/// same name survives), with the deletion expected and upstream's SuccessfulDelete or
+/// FailedDelete event on `regarding`. A pod already gone or replaced is skipped.
+pub async fn delete_controlled(
+    api: &Api<Pod>,
+    events: &EventSink,
+    expectations: &Expectations,
+    key: &str,
+    regarding: &ObjectReference,
+    victims: &[&Pod],
+) {
+    for pod in victims {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        expectations.expect_deleted(key, &name);
+        match api.delete(&name, &params).await {
+            Ok(_) => events.normal(
+                regarding.clone(),
+                "SuccessfulDelete",
+                "Delete",
+                format!("Deleted pod: {name}"),
+            ),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => events.warning(
+                regarding.clone(),
+                "FailedDelete",
+                "Delete",
+                format!("Error deleting: {e}"),
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
