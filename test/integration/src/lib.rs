@@ -290,6 +290,26 @@ impl ControlPlane {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// `kubectl apply -f -` of `yaml`, which must succeed; returns stdout.
+    pub fn apply(&self, yaml: &str) -> Result<String> {
+        let out = self.kubectl_stdin(&["apply", "-f", "-"], yaml)?;
+        if !out.status.success() {
+            bail!(
+                "kubectl apply failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `kubectl <args> -o jsonpath=<path>`, which must succeed.
+    pub fn jsonpath(&self, args: &[&str], path: &str) -> Result<String> {
+        let expr = format!("jsonpath={path}");
+        let mut full = args.to_vec();
+        full.extend(["-o", &expr]);
+        self.kubectl_ok(&full)
+    }
+
     pub async fn client(&self) -> Result<kube::Client> {
         let config = kube::Config::from_custom_kubeconfig(
             kube::config::Kubeconfig::read_from(&self.kubeconfig)?,

@@ -11,13 +11,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
-fn jsonpath(cp: &ControlPlane, args: &[&str], path: &str) -> String {
-    let mut full: Vec<&str> = args.to_vec();
-    let expr = format!("jsonpath={path}");
-    full.extend(["-o", &expr]);
-    cp.kubectl_ok(&full).unwrap()
-}
-
 /// Poll `f` until it returns `Some`, for at most `timeout`.
 async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
 where
@@ -116,7 +109,8 @@ async fn job_completes_and_kubectl_wait_sees_it() {
     let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
     assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Job", "pi"));
     assert_eq!(
-        jsonpath(&cp, &["get", "job", "pi"], "{.status.active}"),
+        cp.jsonpath(&["get", "job", "pi"], "{.status.active}")
+            .unwrap(),
         "1"
     );
     finish(&pods, &pod, 0).await;
@@ -130,14 +124,17 @@ async fn job_completes_and_kubectl_wait_sees_it() {
         .unwrap();
     assert!(out.contains("condition met"), "{out}");
     assert_eq!(
-        jsonpath(
-            &cp,
+        cp.jsonpath(
             &["get", "job", "pi"],
             "{.status.succeeded} {.status.failed} {.status.ready} {.status.conditions[*].type}"
-        ),
+        )
+        .unwrap(),
         "1 0 0 SuccessCriteriaMet Complete"
     );
-    assert!(!jsonpath(&cp, &["get", "job", "pi"], "{.status.completionTime}").is_empty());
+    assert!(!cp
+        .jsonpath(&["get", "job", "pi"], "{.status.completionTime}")
+        .unwrap()
+        .is_empty());
     // The finished pod was counted and let go.
     let counted = eventually(Duration::from_secs(10), "the finalizer removed", || async {
         let p = pods.get(pod.metadata.name.as_deref().unwrap()).await.ok()?;
@@ -189,11 +186,11 @@ async fn failing_pods_hit_the_backoff_limit_and_the_failure_policy() {
     ])
     .unwrap();
     assert_eq!(
-        jsonpath(
-            &cp,
+        cp.jsonpath(
             &["get", "job", "fails"],
             "{.status.failed} {.status.conditions[?(@.type==\"Failed\")].reason}"
-        ),
+        )
+        .unwrap(),
         "1 BackoffLimitExceeded"
     );
 
@@ -240,11 +237,9 @@ async fn failing_pods_hit_the_backoff_limit_and_the_failure_policy() {
     };
     finish(&pods, &by_index("0"), 0).await;
     eventually(Duration::from_secs(20), "index 0 recorded", || async {
-        let out = jsonpath(
-            &cp,
-            &["get", "job", "indexed"],
-            "{.status.completedIndexes}",
-        );
+        let out = cp
+            .jsonpath(&["get", "job", "indexed"], "{.status.completedIndexes}")
+            .unwrap();
         (out == "0").then_some(())
     })
     .await;
@@ -256,11 +251,8 @@ async fn failing_pods_hit_the_backoff_limit_and_the_failure_policy() {
         "--timeout=30s",
     ])
     .unwrap();
-    let reason = jsonpath(
-        &cp,
-        &["get", "job", "indexed"],
-        "{.status.conditions[?(@.type==\"Failed\")].reason}:{.status.conditions[?(@.type==\"Failed\")].message}",
-    );
+    let reason = cp.jsonpath(&["get", "job", "indexed"],
+        "{.status.conditions[?(@.type==\"Failed\")].reason}:{.status.conditions[?(@.type==\"Failed\")].message}",).unwrap();
     assert_eq!(
         reason,
         "PodFailurePolicy:Container main for pod default/".to_string()
@@ -269,11 +261,11 @@ async fn failing_pods_hit_the_backoff_limit_and_the_failure_policy() {
     );
     // The remaining pod was deleted and, as the job failed, counted as failed.
     assert_eq!(
-        jsonpath(
-            &cp,
+        cp.jsonpath(
             &["get", "job", "indexed"],
             "{.status.succeeded} {.status.failed} {.status.active}"
-        ),
+        )
+        .unwrap(),
         "1 2 0"
     );
 }
@@ -313,7 +305,8 @@ async fn jobs_on_hollow_nodes() {
     ])
     .unwrap();
     assert_eq!(
-        jsonpath(&cp, &["get", "job", "pi"], "{.status.succeeded}"),
+        cp.jsonpath(&["get", "job", "pi"], "{.status.succeeded}")
+            .unwrap(),
         "3"
     );
     // Exit code 3 on every run; backoffLimit 1: two failures (10 s apart) fail it.
@@ -327,11 +320,11 @@ async fn jobs_on_hollow_nodes() {
     cp.kubectl_ok(&["wait", "--for=condition=failed", "job/bad", "--timeout=45s"])
         .unwrap();
     assert_eq!(
-        jsonpath(
-            &cp,
+        cp.jsonpath(
             &["get", "job", "bad"],
             "{.status.failed} {.status.conditions[?(@.type==\"Failed\")].reason}"
-        ),
+        )
+        .unwrap(),
         "2 BackoffLimitExceeded"
     );
 }
@@ -424,11 +417,11 @@ async fn cronjob_runs_on_schedule_and_by_hand() {
     cp.kubectl_ok(&["create", "job", "by-hand", "--from=cronjob/hello"])
         .unwrap();
     assert_eq!(
-        jsonpath(
-            &cp,
+        cp.jsonpath(
             &["get", "job", "by-hand"],
             "{.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"
-        ),
+        )
+        .unwrap(),
         "manual"
     );
     let pod = eventually(Duration::from_secs(20), "the manual job's pod", || async {
@@ -467,11 +460,12 @@ async fn cronjob_runs_on_schedule_and_by_hand() {
     let at: jiff::Timestamp = stamp.parse().unwrap();
     assert_eq!(at.as_second(), minutes * 60, "{stamp}");
     eventually(Duration::from_secs(10), "status.active", || async {
-        let active = jsonpath(
-            &cp,
-            &["get", "cronjob", "hello"],
-            "{.status.active[*].name} {.status.lastScheduleTime}",
-        );
+        let active = cp
+            .jsonpath(
+                &["get", "cronjob", "hello"],
+                "{.status.active[*].name} {.status.lastScheduleTime}",
+            )
+            .unwrap();
         active.starts_with(&name).then_some(())
     })
     .await;
@@ -483,11 +477,12 @@ async fn cronjob_runs_on_schedule_and_by_hand() {
     .await;
     finish(&pods, &pod, 0).await;
     eventually(Duration::from_secs(20), "lastSuccessfulTime", || async {
-        let s = jsonpath(
-            &cp,
-            &["get", "cronjob", "hello"],
-            "{.status.active}|{.status.lastSuccessfulTime}",
-        );
+        let s = cp
+            .jsonpath(
+                &["get", "cronjob", "hello"],
+                "{.status.active}|{.status.lastSuccessfulTime}",
+            )
+            .unwrap();
         (s.starts_with('|') && s.len() > 1).then_some(())
     })
     .await;

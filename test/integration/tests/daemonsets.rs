@@ -9,13 +9,6 @@ use integration::ControlPlane;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 
-fn jsonpath(cp: &ControlPlane, args: &[&str], path: &str) -> String {
-    let mut full: Vec<&str> = args.to_vec();
-    let expr = format!("jsonpath={path}");
-    full.extend(["-o", &expr]);
-    cp.kubectl_ok(&full).unwrap()
-}
-
 fn have_cluster_binaries() -> bool {
     ["hollow-node", "kube-scheduler"]
         .iter()
@@ -104,11 +97,8 @@ async fn daemons_on_every_node_and_on_labelled_nodes() {
         .unwrap();
     assert!(out.contains("successfully rolled out"), "{out}");
     assert_eq!(
-        jsonpath(
-            &cp,
-            &["get", "ds", "logs"],
-            "{.status.desiredNumberScheduled} {.status.currentNumberScheduled} {.status.numberReady} {.status.numberAvailable} {.status.updatedNumberScheduled} {.status.numberMisscheduled}"
-        ),
+        cp.jsonpath(&["get", "ds", "logs"],
+            "{.status.desiredNumberScheduled} {.status.currentNumberScheduled} {.status.numberReady} {.status.numberAvailable} {.status.updatedNumberScheduled} {.status.numberMisscheduled}").unwrap(),
         "3 3 3 3 3 0"
     );
     // Daemon pods carry upstream's tolerations and their node pin.
@@ -193,10 +183,11 @@ async fn daemons_on_every_node_and_on_labelled_nodes() {
         .unwrap();
     assert!(out.contains("successfully rolled out"), "{out}");
     until_on_nodes(&cp, &pods, "logs", &all, Duration::from_secs(30)).await;
-    let images = jsonpath(
-        &cp,
-        &["get", "pods", "-l", "app=logs"],
-        "{.items[*].spec.containers[0].image}",
-    );
+    let images = cp
+        .jsonpath(
+            &["get", "pods", "-l", "app=logs"],
+            "{.items[*].spec.containers[0].image}",
+        )
+        .unwrap();
     assert_eq!(images, "fluentd:v2 fluentd:v2 fluentd:v2");
 }

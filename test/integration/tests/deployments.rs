@@ -30,17 +30,10 @@ spec:
         - containerPort: 80
 ";
 
-fn jsonpath(cp: &ControlPlane, args: &[&str], path: &str) -> String {
-    let mut full: Vec<&str> = args.to_vec();
-    let expr = format!("jsonpath={path}");
-    full.extend(["-o", &expr]);
-    cp.kubectl_ok(&full).unwrap_or_default()
-}
-
 fn wait_for(cp: &ControlPlane, args: &[&str], path: &str, want: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        let got = jsonpath(cp, args, path);
+        let got = cp.jsonpath(args, path).unwrap_or_default();
         if got == want {
             return;
         }
@@ -73,15 +66,6 @@ fn cluster(nodes: &str) -> ControlPlane {
     cp
 }
 
-fn apply(cp: &ControlPlane, yaml: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-f", "-"], yaml).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn rollout_status(cp: &ControlPlane, name: &str) -> String {
     let target = format!("deployment/{name}");
     let out = cp
@@ -98,20 +82,17 @@ fn rollout_status(cp: &ControlPlane, name: &str) -> String {
 }
 
 fn image(cp: &ControlPlane) -> String {
-    jsonpath(
-        cp,
+    cp.jsonpath(
         &["get", "deploy", "nginx-deployment"],
         "{.spec.template.spec.containers[0].image}",
     )
+    .unwrap_or_default()
 }
 
 /// `revision=image` of every replica set, sorted by revision.
 fn revisions(cp: &ControlPlane) -> Vec<String> {
-    let out = jsonpath(
-        cp,
-        &["get", "rs", "-l", "app=nginx"],
-        "{range .items[*]}{.metadata.annotations.deployment\\.kubernetes\\.io/revision}={.spec.template.spec.containers[0].image} {end}",
-    );
+    let out = cp.jsonpath(&["get", "rs", "-l", "app=nginx"],
+        "{range .items[*]}{.metadata.annotations.deployment\\.kubernetes\\.io/revision}={.spec.template.spec.containers[0].image} {end}",).unwrap_or_default();
     let mut v: Vec<String> = out.split_whitespace().map(str::to_string).collect();
     v.sort();
     v
@@ -120,45 +101,46 @@ fn revisions(cp: &ControlPlane) -> Vec<String> {
 #[test]
 fn deployment_rolls_out_scales_updates_and_rolls_back() {
     let cp = cluster("--nodes=3");
-    apply(&cp, DEPLOYMENT);
+    cp.apply(DEPLOYMENT).unwrap();
     let out = rollout_status(&cp, "nginx-deployment");
     assert!(
         out.contains("deployment \"nginx-deployment\" successfully rolled out"),
         "{out}"
     );
-    let status = jsonpath(
-        &cp,
-        &["get", "deploy", "nginx-deployment"],
-        "{.status.replicas} {.status.updatedReplicas} {.status.readyReplicas} {.status.availableReplicas} {.status.observedGeneration}",
-    );
+    let status = cp.jsonpath(&["get", "deploy", "nginx-deployment"],
+        "{.status.replicas} {.status.updatedReplicas} {.status.readyReplicas} {.status.availableReplicas} {.status.observedGeneration}",).unwrap_or_default();
     assert_eq!(status, "3 3 3 3 1");
-    let conditions = jsonpath(
-        &cp,
-        &["get", "deploy", "nginx-deployment"],
-        "{range .status.conditions[*]}{.type}={.status}/{.reason} {end}",
-    );
+    let conditions = cp
+        .jsonpath(
+            &["get", "deploy", "nginx-deployment"],
+            "{range .status.conditions[*]}{.type}={.status}/{.reason} {end}",
+        )
+        .unwrap_or_default();
     assert!(
         conditions.contains("Available=True/MinimumReplicasAvailable")
             && conditions.contains("Progressing=True/NewReplicaSetAvailable"),
         "{conditions}"
     );
     // The replica set carries the pod-template-hash, in its name, selector and pods.
-    let rs_name = jsonpath(
-        &cp,
-        &["get", "rs", "-l", "app=nginx"],
-        "{.items[0].metadata.name}",
-    );
-    let hash = jsonpath(
-        &cp,
-        &["get", "rs", &rs_name],
-        "{.spec.selector.matchLabels.pod-template-hash}",
-    );
+    let rs_name = cp
+        .jsonpath(
+            &["get", "rs", "-l", "app=nginx"],
+            "{.items[0].metadata.name}",
+        )
+        .unwrap_or_default();
+    let hash = cp
+        .jsonpath(
+            &["get", "rs", &rs_name],
+            "{.spec.selector.matchLabels.pod-template-hash}",
+        )
+        .unwrap_or_default();
     assert_eq!(rs_name, format!("nginx-deployment-{hash}"));
-    let pod_hashes = jsonpath(
-        &cp,
-        &["get", "pods", "-l", "app=nginx"],
-        "{.items[*].metadata.labels.pod-template-hash}",
-    );
+    let pod_hashes = cp
+        .jsonpath(
+            &["get", "pods", "-l", "app=nginx"],
+            "{.items[*].metadata.labels.pod-template-hash}",
+        )
+        .unwrap_or_default();
     assert_eq!(pod_hashes, [hash.as_str(); 3].join(" "));
     assert_eq!(revisions(&cp), vec!["1=nginx:1.14.2"]);
 
@@ -223,16 +205,17 @@ fn deployment_rolls_out_scales_updates_and_rolls_back() {
             .any(|l| l.starts_with('2') && l.contains("image updated to 1.16.1")),
         "{history}"
     );
-    let events = jsonpath(
-        &cp,
-        &[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.kind=Deployment",
-        ],
-        "{range .items[*]}{.reason}: {.message}\n{end}",
-    );
+    let events = cp
+        .jsonpath(
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.kind=Deployment",
+            ],
+            "{range .items[*]}{.reason}: {.message}\n{end}",
+        )
+        .unwrap_or_default();
     assert!(
         events.contains(&format!(
             "ScalingReplicaSet: Scaled up replica set nginx-deployment-{hash} from 0 to 3"
@@ -250,11 +233,12 @@ fn deployment_rolls_out_scales_updates_and_rolls_back() {
     rollout_status(&cp, "nginx-deployment");
     assert_eq!(image(&cp), "nginx:1.14.2");
     assert_eq!(revisions(&cp), vec!["2=nginx:1.16.1", "3=nginx:1.14.2"]);
-    let history_annotation = jsonpath(
-        &cp,
-        &["get", "rs", &rs_name],
-        "{.metadata.annotations.deployment\\.kubernetes\\.io/revision-history}",
-    );
+    let history_annotation = cp
+        .jsonpath(
+            &["get", "rs", &rs_name],
+            "{.metadata.annotations.deployment\\.kubernetes\\.io/revision-history}",
+        )
+        .unwrap_or_default();
     assert_eq!(history_annotation, "1");
     // And to a given revision.
     cp.kubectl_ok(&[
@@ -279,7 +263,7 @@ fn deployment_rolls_out_scales_updates_and_rolls_back() {
 #[test]
 fn paused_deployment_waits_and_resumes() {
     let cp = cluster("--nodes=2");
-    apply(&cp, DEPLOYMENT);
+    cp.apply(DEPLOYMENT).unwrap();
     rollout_status(&cp, "nginx-deployment");
     cp.kubectl_ok(&["rollout", "pause", "deployment/nginx-deployment"])
         .unwrap();
@@ -346,7 +330,7 @@ fn progress_deadline_exceeded_and_recreate() {
             "      containers:\n",
             "      nodeSelector:\n        disktype: none\n      containers:\n",
         );
-    apply(&cp, &stuck);
+    cp.apply(&stuck).unwrap();
     wait_for(
         &cp,
         &["get", "deploy", "stuck"],
@@ -354,11 +338,8 @@ fn progress_deadline_exceeded_and_recreate() {
         "False/ProgressDeadlineExceeded",
         Duration::from_secs(30),
     );
-    let msg = jsonpath(
-        &cp,
-        &["get", "deploy", "stuck"],
-        "{.status.conditions[?(@.type==\"Progressing\")].message} {.status.conditions[?(@.type==\"Available\")].reason} {.status.unavailableReplicas}",
-    );
+    let msg = cp.jsonpath(&["get", "deploy", "stuck"],
+        "{.status.conditions[?(@.type==\"Progressing\")].message} {.status.conditions[?(@.type==\"Available\")].reason} {.status.unavailableReplicas}",).unwrap_or_default();
     assert!(
         msg.starts_with("ReplicaSet \"stuck-")
             && msg.ends_with("has timed out progressing. MinimumReplicasUnavailable 2"),
@@ -379,7 +360,7 @@ fn progress_deadline_exceeded_and_recreate() {
         "  replicas: 3\n",
         "  replicas: 3\n  strategy:\n    type: Recreate\n",
     );
-    apply(&cp, &recreate);
+    cp.apply(&recreate).unwrap();
     rollout_status(&cp, "nginx-deployment");
     cp.kubectl_ok(&[
         "set",
@@ -391,15 +372,16 @@ fn progress_deadline_exceeded_and_recreate() {
     let out = rollout_status(&cp, "nginx-deployment");
     assert!(out.contains("successfully rolled out"), "{out}");
     assert_eq!(revisions(&cp), vec!["1=nginx:1.14.2", "2=nginx:1.16.1"]);
-    let events = jsonpath(
-        &cp,
-        &[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=nginx-deployment",
-        ],
-        "{range .items[*]}{.message}\n{end}",
-    );
+    let events = cp
+        .jsonpath(
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=nginx-deployment",
+            ],
+            "{range .items[*]}{.message}\n{end}",
+        )
+        .unwrap_or_default();
     assert!(events.contains("from 3 to 0"), "{events}");
 }

@@ -28,15 +28,6 @@ fn wait_for<T>(
     }
 }
 
-fn apply(cp: &ControlPlane, yaml: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-f", "-"], yaml).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn json(cp: &ControlPlane, args: &[&str]) -> Option<Value> {
     let mut full = args.to_vec();
     full.extend(["-o", "json"]);
@@ -50,10 +41,8 @@ fn json(cp: &ControlPlane, args: &[&str]) -> Option<Value> {
 /// A pod bound to `node` with a container port named `http`; `ready` and `ip` set
 /// through the status subresource.
 fn pod(cp: &ControlPlane, name: &str, app: &str, port: u16, extra_spec: &str) {
-    apply(
-        cp,
-        &format!(
-            "apiVersion: v1
+    cp.apply(&format!(
+        "apiVersion: v1
 kind: Pod
 metadata:
   name: {name}
@@ -68,8 +57,8 @@ spec:
     - name: http
       containerPort: {port}
 "
-        ),
-    );
+    ))
+    .unwrap();
 }
 
 fn set_status(cp: &ControlPlane, name: &str, ip: &str, ready: bool) {
@@ -143,7 +132,7 @@ fn endpoints_and_slices_follow_pods_readiness_and_named_ports() {
     )
     .unwrap();
     let timeout = Duration::from_secs(30);
-    apply(&cp, WEB);
+    cp.apply(WEB).unwrap();
     pod(&cp, "web-0", "web", 8080, "");
     pod(&cp, "web-1", "web", 8080, "");
     pod(&cp, "web-2", "web", 9090, "");
@@ -282,8 +271,7 @@ fn headless_and_publish_not_ready_services() {
     )
     .unwrap();
     let timeout = Duration::from_secs(30);
-    apply(
-        &cp,
+    cp.apply(
         "apiVersion: v1
 kind: Service
 metadata:
@@ -297,7 +285,8 @@ spec:
   - name: sql
     port: 5432
 ",
-    );
+    )
+    .unwrap();
     pod(
         &cp,
         "db-0",
@@ -334,8 +323,7 @@ spec:
     );
 
     // A service selecting nothing has an empty Endpoints and one placeholder slice.
-    apply(
-        &cp,
+    cp.apply(
         "apiVersion: v1
 kind: Service
 metadata:
@@ -346,7 +334,8 @@ spec:
   ports:
   - port: 80
 ",
-    );
+    )
+    .unwrap();
     wait_for(&cp, timeout, "placeholder slice", || {
         let s = slices(&cp, "nothing");
         (s.len() == 1 && s[0]["endpoints"].as_array().is_none_or(Vec::is_empty)).then_some(())

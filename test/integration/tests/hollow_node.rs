@@ -6,13 +6,6 @@ use std::time::{Duration, Instant};
 
 use integration::ControlPlane;
 
-fn jsonpath(cp: &ControlPlane, args: &[&str], path: &str) -> String {
-    let mut full: Vec<&str> = args.to_vec();
-    let expr = format!("jsonpath={path}");
-    full.extend(["-o", &expr]);
-    cp.kubectl_ok(&full).unwrap()
-}
-
 /// Poll `f` until it returns `Some`, failing with `what` after `timeout`.
 fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -74,21 +67,15 @@ fn hollow_nodes_register_and_run_pods() {
         assert!(table.contains(&format!("hollow-node-{i} ")), "{table}");
     }
     assert!(table.contains("v1.33.0-hollow"), "{table}");
-    let info = jsonpath(
-        &cp,
-        &["get", "node", "hollow-node-1"],
-        "{.status.capacity.cpu} {.status.capacity.pods} {.status.nodeInfo.containerRuntimeVersion} {.metadata.labels.kubernetes\\.io/hostname} {.metadata.labels.topology\\.kubernetes\\.io/zone} {.spec.taints[0].effect} {.status.addresses[?(@.type==\"InternalIP\")].address}",
-    );
+    let info = cp.jsonpath(&["get", "node", "hollow-node-1"],
+        "{.status.capacity.cpu} {.status.capacity.pods} {.status.nodeInfo.containerRuntimeVersion} {.metadata.labels.kubernetes\\.io/hostname} {.metadata.labels.topology\\.kubernetes\\.io/zone} {.spec.taints[0].effect} {.status.addresses[?(@.type==\"InternalIP\")].address}",).unwrap();
     assert_eq!(
         info,
         "4 110 hollow://0.1 hollow-node-1 z1 PreferNoSchedule 172.16.0.2"
     );
     // The Lease: held by the node, owned by it.
-    let lease = jsonpath(
-        &cp,
-        &["get", "lease", "-n", "kube-node-lease", "hollow-node-2"],
-        "{.spec.holderIdentity} {.spec.leaseDurationSeconds} {.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
-    );
+    let lease = cp.jsonpath(&["get", "lease", "-n", "kube-node-lease", "hollow-node-2"],
+        "{.spec.holderIdentity} {.spec.leaseDurationSeconds} {.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",).unwrap();
     assert_eq!(lease, "hollow-node-2 40 Node/hollow-node-2");
 
     // A long-running pod goes Running and Ready, with an IP from the node's fake /24.
@@ -102,17 +89,15 @@ fn hollow_nodes_register_and_run_pods() {
     );
     cp.kubectl_ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=30s"])
         .unwrap();
-    let status = jsonpath(
-        &cp,
-        &["get", "pod", "web"],
-        "{.status.phase} {.status.podIP} {.status.hostIP} {.status.containerStatuses[0].started} {.status.initContainerStatuses[0].state.terminated.reason}",
-    );
+    let status = cp.jsonpath(&["get", "pod", "web"],
+        "{.status.phase} {.status.podIP} {.status.hostIP} {.status.containerStatuses[0].started} {.status.initContainerStatuses[0].state.terminated.reason}",).unwrap();
     assert_eq!(status, "Running 10.244.0.2 172.16.0.1 true Completed");
-    let id = jsonpath(
-        &cp,
-        &["get", "pod", "web"],
-        "{.status.containerStatuses[0].containerID}",
-    );
+    let id = cp
+        .jsonpath(
+            &["get", "pod", "web"],
+            "{.status.containerStatuses[0].containerID}",
+        )
+        .unwrap();
     assert!(id.starts_with("hollow://"), "{id}");
     let row = cp
         .kubectl_ok(&["get", "pod", "web", "--no-headers"])
@@ -156,11 +141,8 @@ fn hollow_nodes_register_and_run_pods() {
         .kubectl_ok(&["get", "pod", "done", "--no-headers"])
         .unwrap();
     assert_eq!(done.split_whitespace().nth(2), Some("Completed"), "{done}");
-    let fail = jsonpath(
-        &cp,
-        &["get", "pod", "fail"],
-        "{.status.containerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.terminated.reason}",
-    );
+    let fail = cp.jsonpath(&["get", "pod", "fail"],
+        "{.status.containerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.terminated.reason}",).unwrap();
     assert_eq!(fail, "3 Error");
 
     // activeDeadlineSeconds: the kubelet stops the pod.
@@ -181,11 +163,12 @@ fn hollow_nodes_register_and_run_pods() {
         "--timeout=30s",
     ])
     .unwrap();
-    let reason = jsonpath(
-        &cp,
-        &["get", "pod", "deadline"],
-        "{.status.reason} {.status.containerStatuses[0].state.terminated.exitCode}",
-    );
+    let reason = cp
+        .jsonpath(
+            &["get", "pod", "deadline"],
+            "{.status.reason} {.status.containerStatuses[0].state.terminated.exitCode}",
+        )
+        .unwrap();
     assert_eq!(reason, "DeadlineExceeded 137");
 
     // kubectl delete waits until the pod is gone: the hollow node stops it and deletes

@@ -50,15 +50,6 @@ fn kubectl_out(cp: &ControlPlane, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn apply(cp: &ControlPlane, yaml: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-f", "-"], yaml).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn every_namespace_gets_a_default_service_account_again_after_deletion() {
     let cp = start("serviceaccount");
@@ -166,13 +157,16 @@ spec:
 }
 
 fn rs_with_pods(cp: &ControlPlane, name: &str, pods: usize) -> String {
-    apply(cp, &replicaset(name));
+    cp.apply(&replicaset(name)).unwrap();
     let owner = uid(cp, "rs", name);
     for i in 0..pods {
-        apply(
-            cp,
-            &owned_pod(&format!("{name}-{i}"), "ReplicaSet", name, &owner),
-        );
+        cp.apply(&owned_pod(
+            &format!("{name}-{i}"),
+            "ReplicaSet",
+            name,
+            &owner,
+        ))
+        .unwrap();
     }
     owner
 }
@@ -197,10 +191,8 @@ fn cascading_deletion_in_all_three_modes() {
     // Foreground: the owner waits (foregroundDeletion finalizer) until every blocking
     // dependent is gone; one dependent is held by a finalizer of its own.
     let owner = rs_with_pods(&cp, "fg", 2);
-    apply(
-        &cp,
-        &format!(
-            "apiVersion: v1
+    cp.apply(&format!(
+        "apiVersion: v1
 kind: ConfigMap
 metadata:
   name: fg-held
@@ -212,8 +204,8 @@ metadata:
     uid: {owner}
     blockOwnerDeletion: true
 "
-        ),
-    );
+    ))
+    .unwrap();
     cp.kubectl_ok(&["delete", "rs", "fg", "--cascade=foreground", "--wait=false"])
         .unwrap();
     wait_for(&cp, timeout, "pods of the foreground owner deleted", || {
@@ -280,19 +272,18 @@ fn dangling_owner_references_are_collected() {
     cp.kubectl_ok(&["create", "configmap", "owner"]).unwrap();
     let owner = uid(&cp, "cm", "owner");
     // Owner absent, and owner present under another uid: both dependents are garbage.
-    apply(
-        &cp,
-        &owned_pod("orphan-of-ghost", "ConfigMap", "ghost", "0000-ghost"),
-    );
-    apply(
-        &cp,
-        &owned_pod("wrong-uid", "ConfigMap", "owner", "0000-other"),
-    );
+    cp.apply(&owned_pod(
+        "orphan-of-ghost",
+        "ConfigMap",
+        "ghost",
+        "0000-ghost",
+    ))
+    .unwrap();
+    cp.apply(&owned_pod("wrong-uid", "ConfigMap", "owner", "0000-other"))
+        .unwrap();
     // One solid and one dangling owner: kept, the dangling reference removed.
-    apply(
-        &cp,
-        &format!(
-            "apiVersion: v1
+    cp.apply(&format!(
+        "apiVersion: v1
 kind: ConfigMap
 metadata:
   name: two-owners
@@ -300,8 +291,8 @@ metadata:
   - {{apiVersion: v1, kind: ConfigMap, name: owner, uid: {owner}}}
   - {{apiVersion: v1, kind: ConfigMap, name: ghost, uid: 0000-ghost}}
 "
-        ),
-    );
+    ))
+    .unwrap();
     wait_for(&cp, timeout, "dangling dependents deleted", || {
         (!exists(&cp, "pod", "orphan-of-ghost") && !exists(&cp, "pod", "wrong-uid")).then_some(())
     });
@@ -402,7 +393,7 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
 
     // Content held by a finalizer keeps the namespace, and the conditions say why.
     cp.kubectl_ok(&["create", "namespace", "doomed"]).unwrap();
-    apply(&cp, NAMESPACE_CONTENT);
+    cp.apply(NAMESPACE_CONTENT).unwrap();
     cp.kubectl_ok(&["delete", "namespace", "doomed", "--wait=false"])
         .unwrap();
     let finalizers = wait_for(&cp, timeout, "finalizers-remaining condition", || {
@@ -509,9 +500,9 @@ fn quota_usage_is_recounted_after_changes() {
     cp.kubectl_ok(&["create", "namespace", "team-q"]).unwrap();
     cp.kubectl_ok(&["create", "configmap", "before", "-n", "team-q"])
         .unwrap();
-    apply(&cp, QUOTA);
-    apply(&cp, &quota_pod("a", "500m"));
-    apply(&cp, &quota_pod("b", "250m"));
+    cp.apply(QUOTA).unwrap();
+    cp.apply(&quota_pod("a", "500m")).unwrap();
+    cp.apply(&quota_pod("b", "250m")).unwrap();
     cp.kubectl_ok(&["create", "deployment", "d", "--image=nginx", "-n", "team-q"])
         .unwrap();
     wait_for(&cp, timeout, "usage counted", || {
@@ -596,26 +587,24 @@ fn refused(result: Result<(), String>) -> bool {
 fn disruption_budgets_track_healthy_pods_and_guard_evictions() {
     let cp = start("disruption");
     let timeout = Duration::from_secs(30);
-    apply(
-        &cp,
+    cp.apply(
         "apiVersion: v1
 kind: Node
 metadata:
   name: node-1
 ",
-    );
-    apply(
-        &cp,
-        &replicaset("web").replace("replicas: 0", "replicas: 3"),
-    );
+    )
+    .unwrap();
+    cp.apply(&replicaset("web").replace("replicas: 0", "replicas: 3"))
+        .unwrap();
     let owner = uid(&cp, "rs", "web");
     for i in 0..3 {
         let name = format!("web-{i}");
-        apply(
-            &cp,
+        cp.apply(
             &owned_pod(&name, "ReplicaSet", "web", &owner)
                 .replace("spec:\n", "spec:\n  nodeName: node-1\n"),
-        );
+        )
+        .unwrap();
         cp.kubectl_ok(&[
             "patch",
             "pod",
@@ -627,8 +616,7 @@ metadata:
         ])
         .unwrap();
     }
-    apply(
-        &cp,
+    cp.apply(
         "apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
@@ -639,7 +627,8 @@ spec:
     matchLabels:
       app: web
 ",
-    );
+    )
+    .unwrap();
     let status = wait_for(&cp, timeout, "budget status", || {
         pdb_status(&cp, "web").filter(|s| s.starts_with('3'))
     });

@@ -9,13 +9,6 @@ use std::time::{Duration, Instant};
 
 use integration::ControlPlane;
 
-fn jsonpath(cp: &ControlPlane, args: &[&str], path: &str) -> String {
-    let mut full: Vec<&str> = args.to_vec();
-    let expr = format!("jsonpath={path}");
-    full.extend(["-o", &expr]);
-    cp.kubectl_ok(&full).unwrap()
-}
-
 /// Poll `f` until it returns `Some`, failing with `what` (and the controller manager's
 /// log) after `timeout`.
 fn eventually<T>(
@@ -108,11 +101,8 @@ spec:
 
 /// The ReplicaSet's pods: (name, node, terminating, ready).
 fn web_pods(cp: &ControlPlane) -> Vec<(String, String, bool, bool)> {
-    let out = jsonpath(
-        cp,
-        &["get", "pods", "-l", "app=web"],
-        "{range .items[*]}{.metadata.name},{.spec.nodeName},{.metadata.deletionTimestamp},{.status.conditions[?(@.type==\"Ready\")].status} {end}",
-    );
+    let out = cp.jsonpath(&["get", "pods", "-l", "app=web"],
+        "{range .items[*]}{.metadata.name},{.spec.nodeName},{.metadata.deletionTimestamp},{.status.conditions[?(@.type==\"Ready\")].status} {end}",).unwrap();
     out.split_whitespace()
         .filter_map(|e| {
             let f: Vec<&str> = e.split(',').collect();
@@ -128,21 +118,12 @@ fn web_pods(cp: &ControlPlane) -> Vec<(String, String, bool, bool)> {
         .collect()
 }
 
-fn apply(cp: &ControlPlane, yaml: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-f", "-"], yaml).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn ready_condition(cp: &ControlPlane, kind: &str, name: &str) -> String {
-    jsonpath(
-        cp,
+    cp.jsonpath(
         &["get", kind, name],
         "{.status.conditions[?(@.type==\"Ready\")].status}",
     )
+    .unwrap()
 }
 
 #[test]
@@ -225,9 +206,12 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     assert_eq!(ready_condition(&cp, "node", "alpha-0"), "True");
 
     // Pods on alpha: one tolerating the lost node for 3 s, one forever.
-    apply(&cp, &pod_yaml("short", Some("alpha-0"), Some(3)));
-    apply(&cp, &pod_yaml("forever", Some("alpha-0"), None));
-    apply(&cp, &pod_yaml("elsewhere", Some("beta-0"), Some(3)));
+    cp.apply(&pod_yaml("short", Some("alpha-0"), Some(3)))
+        .unwrap();
+    cp.apply(&pod_yaml("forever", Some("alpha-0"), None))
+        .unwrap();
+    cp.apply(&pod_yaml("elsewhere", Some("beta-0"), Some(3)))
+        .unwrap();
     for pod in ["short", "forever", "elsewhere"] {
         cp.kubectl_ok(&[
             "wait",
@@ -238,7 +222,7 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
         .unwrap();
     }
     // A ReplicaSet spread over both nodes.
-    apply(&cp, RS);
+    cp.apply(RS).unwrap();
     let placed = eventually(&cp, Duration::from_secs(60), "4 web pods Ready", || {
         let pods = web_pods(&cp);
         (pods.len() == 4 && pods.iter().all(|p| p.3)).then_some(pods)
@@ -247,7 +231,9 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     assert!(on_alpha >= 1, "no web pod on alpha-0: {placed:?}");
 
     // The hollow node takes pod IPs from the CIDR node-ipam gave the node.
-    let ip = jsonpath(&cp, &["get", "pod", "short"], "{.status.podIP}");
+    let ip = cp
+        .jsonpath(&["get", "pod", "short"], "{.status.podIP}")
+        .unwrap();
     let prefix = alpha_cidr.trim_end_matches("0/24");
     assert!(ip.starts_with(prefix), "{ip} not in {alpha_cidr}");
 
@@ -265,11 +251,12 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
         "marked Unknown too early: {:?}",
         lost.elapsed()
     );
-    let reason = jsonpath(
-        &cp,
-        &["get", "node", "alpha-0"],
-        "{.status.conditions[?(@.type==\"Ready\")].reason}",
-    );
+    let reason = cp
+        .jsonpath(
+            &["get", "node", "alpha-0"],
+            "{.status.conditions[?(@.type==\"Ready\")].reason}",
+        )
+        .unwrap();
     assert_eq!(reason, "NodeStatusUnknown");
     let row = cp
         .kubectl_ok(&["get", "node", "alpha-0", "--no-headers"])
@@ -280,11 +267,12 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
 
     // The unreachable NoExecute taint.
     eventually(&cp, Duration::from_secs(45), "unreachable taint", || {
-        let taints = jsonpath(
-            &cp,
-            &["get", "node", "alpha-0"],
-            "{range .spec.taints[*]}{.key}:{.effect} {end}",
-        );
+        let taints = cp
+            .jsonpath(
+                &["get", "node", "alpha-0"],
+                "{range .spec.taints[*]}{.key}:{.effect} {end}",
+            )
+            .unwrap();
         taints
             .contains("node.kubernetes.io/unreachable:NoExecute")
             .then_some(())
@@ -298,36 +286,34 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
     // The pod tolerating 3 s is evicted (deleted: it stays Terminating, as nothing
     // on the lost node confirms the deletion); the one tolerating forever stays.
     eventually(&cp, Duration::from_secs(45), "eviction of short", || {
-        let deleted = jsonpath(
-            &cp,
-            &["get", "pod", "short"],
-            "{.metadata.deletionTimestamp}",
-        );
+        let deleted = cp
+            .jsonpath(&["get", "pod", "short"], "{.metadata.deletionTimestamp}")
+            .unwrap();
         (!deleted.is_empty()).then_some(())
     });
-    let condition = jsonpath(
-        &cp,
-        &["get", "pod", "short"],
-        "{.status.conditions[?(@.type==\"DisruptionTarget\")].reason}",
-    );
+    let condition = cp
+        .jsonpath(
+            &["get", "pod", "short"],
+            "{.status.conditions[?(@.type==\"DisruptionTarget\")].reason}",
+        )
+        .unwrap();
     assert_eq!(condition, "DeletionByTaintManager");
     let table = cp.kubectl_ok(&["get", "pods", "--no-headers"]).unwrap();
     let short_row = table.lines().find(|l| l.starts_with("short ")).unwrap();
     assert!(short_row.contains("Terminating"), "{table}");
     std::thread::sleep(Duration::from_secs(4));
-    let forever = jsonpath(
-        &cp,
-        &["get", "pod", "forever"],
-        "{.metadata.deletionTimestamp}",
-    );
+    let forever = cp
+        .jsonpath(&["get", "pod", "forever"], "{.metadata.deletionTimestamp}")
+        .unwrap();
     assert_eq!(forever, "", "a pod tolerating forever was evicted");
     // The pod on the healthy node is untouched.
     assert_eq!(ready_condition(&cp, "pod", "elsewhere"), "True");
-    let elsewhere = jsonpath(
-        &cp,
-        &["get", "pod", "elsewhere"],
-        "{.metadata.deletionTimestamp}",
-    );
+    let elsewhere = cp
+        .jsonpath(
+            &["get", "pod", "elsewhere"],
+            "{.metadata.deletionTimestamp}",
+        )
+        .unwrap();
     assert_eq!(elsewhere, "");
 
     // The ReplicaSet's pods on the lost node are evicted too, and replaced on the
@@ -339,7 +325,9 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
         (live.len() == 4 && live.iter().all(|p| p.3 && p.1 == "beta-0") && evicted == on_alpha)
             .then_some(pods)
     });
-    let ready = jsonpath(&cp, &["get", "rs", "web"], "{.status.readyReplicas}");
+    let ready = cp
+        .jsonpath(&["get", "rs", "web"], "{.status.readyReplicas}")
+        .unwrap();
     assert_eq!(ready, "4", "{replaced:?}");
 
     // The node comes back (a new hollow-node process takes it over): Ready again, the
@@ -358,11 +346,12 @@ fn lost_node_is_tainted_and_its_pods_are_evicted() {
         (ready_condition(&cp, "node", "alpha-0") == "True").then_some(())
     });
     eventually(&cp, Duration::from_secs(60), "taints removed", || {
-        let taints = jsonpath(
-            &cp,
-            &["get", "node", "alpha-0"],
-            "{range .spec.taints[*]}{.key}:{.effect} {end}",
-        );
+        let taints = cp
+            .jsonpath(
+                &["get", "node", "alpha-0"],
+                "{range .spec.taints[*]}{.key}:{.effect} {end}",
+            )
+            .unwrap();
         (!taints.contains("node.kubernetes.io/")).then_some(())
     });
     eventually(&cp, Duration::from_secs(60), "forever Ready again", || {

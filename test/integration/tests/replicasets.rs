@@ -58,18 +58,11 @@ spec:
         - containerPort: 80
 ";
 
-fn jsonpath(cp: &ControlPlane, args: &[&str], path: &str) -> String {
-    let mut full: Vec<&str> = args.to_vec();
-    let expr = format!("jsonpath={path}");
-    full.extend(["-o", &expr]);
-    cp.kubectl_ok(&full).unwrap_or_default()
-}
-
 /// Poll `kubectl get ... -o jsonpath` until it prints `want`.
 fn wait_for(cp: &ControlPlane, args: &[&str], path: &str, want: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        let got = jsonpath(cp, args, path);
+        let got = cp.jsonpath(args, path).unwrap_or_default();
         if got == want {
             return;
         }
@@ -83,11 +76,11 @@ fn wait_for(cp: &ControlPlane, args: &[&str], path: &str, want: &str, timeout: D
 }
 
 fn owned_pods(cp: &ControlPlane, selector: &str) -> Vec<String> {
-    jsonpath(
-        cp,
+    cp.jsonpath(
         &["get", "pods", "-l", selector],
         "{range .items[*]}{.metadata.name}={.metadata.ownerReferences[0].name} {end}",
     )
+    .unwrap_or_default()
     .split_whitespace()
     .map(str::to_string)
     .collect()
@@ -136,16 +129,17 @@ fn replicaset_creates_replaces_scales_adopts_and_releases() {
     assert!(pods
         .iter()
         .all(|p| p.starts_with("frontend-") && p.ends_with("=frontend")));
-    let reasons = jsonpath(
-        &cp,
-        &[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=frontend",
-        ],
-        "{.items[*].reason}",
-    );
+    let reasons = cp
+        .jsonpath(
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=frontend",
+            ],
+            "{.items[*].reason}",
+        )
+        .unwrap_or_default();
     assert!(reasons.contains("SuccessfulCreate"), "{reasons}");
 
     // A deleted pod is replaced.
@@ -205,11 +199,12 @@ fn replicaset_creates_replaces_scales_adopts_and_releases() {
     );
     let deadline = Instant::now() + t;
     loop {
-        let owner = jsonpath(
-            &cp,
-            &["get", "pod", "orphan", "--ignore-not-found"],
-            "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
-        );
+        let owner = cp
+            .jsonpath(
+                &["get", "pod", "orphan", "--ignore-not-found"],
+                "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
+            )
+            .unwrap_or_default();
         let total = owned_pods(&cp, "tier=frontend").len();
         // Adopted, then the controller is at 4 of 3 and deletes one (the newest, often
         // the orphan itself, as upstream ranks them).
@@ -285,15 +280,16 @@ fn replication_controller_scales() {
         assert!(Instant::now() < deadline, "rc not scaled down");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let reasons = jsonpath(
-        &cp,
-        &[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=nginx",
-        ],
-        "{.items[*].reason}",
-    );
+    let reasons = cp
+        .jsonpath(
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=nginx",
+            ],
+            "{.items[*].reason}",
+        )
+        .unwrap_or_default();
     assert!(reasons.contains("SuccessfulDelete"), "{reasons}");
 }

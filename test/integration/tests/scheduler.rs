@@ -28,15 +28,6 @@ status:
     )
 }
 
-fn apply(cp: &ControlPlane, yaml: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-f", "-"], yaml).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn pod_yaml(name: &str, cpu: &str, extra: &str) -> String {
     format!(
         "apiVersion: v1
@@ -121,20 +112,17 @@ fn pending_message(cp: &ControlPlane, pod: &str) -> String {
 }
 
 fn three_nodes(cp: &ControlPlane) {
-    apply(
-        cp,
-        &node_yaml("n1", "2", &[("zone", "a"), ("disk", "ssd")], ""),
-    );
-    apply(cp, &node_yaml("n2", "2", &[("zone", "b")], ""));
-    apply(
-        cp,
-        &node_yaml(
-            "n3",
-            "4",
-            &[("zone", "b")],
-            "  taints:\n  - {key: dedicated, value: gpu, effect: NoSchedule}",
-        ),
-    );
+    cp.apply(&node_yaml("n1", "2", &[("zone", "a"), ("disk", "ssd")], ""))
+        .unwrap();
+    cp.apply(&node_yaml("n2", "2", &[("zone", "b")], ""))
+        .unwrap();
+    cp.apply(&node_yaml(
+        "n3",
+        "4",
+        &[("zone", "b")],
+        "  taints:\n  - {key: dedicated, value: gpu, effect: NoSchedule}",
+    ))
+    .unwrap();
 }
 
 #[test]
@@ -147,16 +135,15 @@ fn places_pods_by_resources_taints_affinity_and_reports_why_not() {
     )
     .unwrap();
 
-    apply(&cp, &pod_yaml("ssd", "100m", "  nodeSelector: {disk: ssd}"));
+    cp.apply(&pod_yaml("ssd", "100m", "  nodeSelector: {disk: ssd}"))
+        .unwrap();
     assert_eq!(node_of(&cp, "ssd"), "n1");
 
     // Tolerating the taint and requiring zone b with a preference for the big node.
-    apply(
-        &cp,
-        &pod_yaml(
-            "gpu",
-            "3",
-            "  tolerations:
+    cp.apply(&pod_yaml(
+        "gpu",
+        "3",
+        "  tolerations:
   - {key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}
   affinity:
     nodeAffinity:
@@ -164,12 +151,12 @@ fn places_pods_by_resources_taints_affinity_and_reports_why_not() {
         nodeSelectorTerms:
         - matchExpressions:
           - {key: zone, operator: In, values: [b]}",
-        ),
-    );
+    ))
+    .unwrap();
     assert_eq!(node_of(&cp, "gpu"), "n3");
 
     // Too big for n1/n2, and n3 is tainted: pending with upstream's message.
-    apply(&cp, &pod_yaml("big", "3", ""));
+    cp.apply(&pod_yaml("big", "3", "")).unwrap();
     let message = pending_message(&cp, "big");
     assert_eq!(
         message,
@@ -193,15 +180,14 @@ fn places_pods_by_resources_taints_affinity_and_reports_why_not() {
     );
 
     // A new node that fits moves the pod out of the unschedulable pool.
-    apply(&cp, &node_yaml("n4", "8", &[("zone", "c")], ""));
+    cp.apply(&node_yaml("n4", "8", &[("zone", "c")], ""))
+        .unwrap();
     assert_eq!(node_of(&cp, "big"), "n4");
 
     // Required anti-affinity on the hostname: one per untainted node, the rest wait.
     for i in 0..3 {
-        apply(
-            &cp,
-            &format!(
-                "apiVersion: v1
+        cp.apply(&format!(
+            "apiVersion: v1
 kind: Pod
 metadata:
   name: web-{i}
@@ -217,8 +203,8 @@ spec:
   - name: c
     image: registry.k8s.io/pause:3.10
 "
-            ),
-        );
+        ))
+        .unwrap();
     }
     let placed = wait_for(&cp, "one web pod placed", Duration::from_secs(20), || {
         let nodes = get(&cp, &["pods", "-l", "app=web"], "{.items[*].spec.nodeName}");
@@ -247,10 +233,8 @@ spec:
     // Topology spread over zones a and b (n3 is tainted, n4 has zone c but is excluded
     // by the node affinity): DoNotSchedule keeps the skew at most 1.
     for i in 0..4 {
-        apply(
-            &cp,
-            &format!(
-                "apiVersion: v1
+        cp.apply(&format!(
+            "apiVersion: v1
 kind: Pod
 metadata:
   name: spread-{i}
@@ -271,8 +255,8 @@ spec:
   - name: c
     image: registry.k8s.io/pause:3.10
 "
-            ),
-        );
+        ))
+        .unwrap();
     }
     let spread = wait_for(&cp, "spread pods placed", Duration::from_secs(20), || {
         let nodes = get(
@@ -289,9 +273,8 @@ spec:
 #[test]
 fn preemption_profiles_and_leader_election() {
     let mut cp = ControlPlane::start().unwrap();
-    apply(&cp, &node_yaml("only", "2", &[], ""));
-    apply(
-        &cp,
+    cp.apply(&node_yaml("only", "2", &[], "")).unwrap();
+    cp.apply(
         "apiVersion: scheduling.k8s.io/v1
 kind: PriorityClass
 metadata:
@@ -305,7 +288,8 @@ metadata:
 value: 1000
 preemptionPolicy: Never
 ",
-    );
+    )
+    .unwrap();
     let config = cp.dir.path().join("scheduler.yaml");
     std::fs::write(
         &config,
@@ -326,7 +310,7 @@ profiles:
     cp.start_component("kube-scheduler", &[&config_flag, "--secure-port=0"])
         .unwrap();
 
-    apply(&cp, &pod_yaml("low", "1500m", ""));
+    cp.apply(&pod_yaml("low", "1500m", "")).unwrap();
     assert_eq!(node_of(&cp, "low"), "only");
     let holder = wait_for(&cp, "the lease", Duration::from_secs(20), || {
         Some(get(
@@ -344,10 +328,12 @@ profiles:
     );
 
     // preemptionPolicy: Never waits without evicting anyone.
-    apply(
-        &cp,
-        &pod_yaml("polite", "1500m", "  priorityClassName: high-never"),
-    );
+    cp.apply(&pod_yaml(
+        "polite",
+        "1500m",
+        "  priorityClassName: high-never",
+    ))
+    .unwrap();
     let message = pending_message(&cp, "polite");
     assert_eq!(
         message,
@@ -355,10 +341,8 @@ profiles:
     );
 
     // A higher-priority pod evicts the low one, is nominated, then bound.
-    apply(
-        &cp,
-        &pod_yaml("urgent", "1500m", "  priorityClassName: high"),
-    );
+    cp.apply(&pod_yaml("urgent", "1500m", "  priorityClassName: high"))
+        .unwrap();
     wait_for(
         &cp,
         "the low-priority pod to be preempted",
@@ -389,14 +373,12 @@ profiles:
     assert_eq!(get(&cp, &["pod", "polite"], "{.spec.nodeName}"), "");
 
     // The second profile schedules its pods; an unknown scheduler name is left alone.
-    apply(
-        &cp,
-        &pod_yaml(
-            "second",
-            "100m",
-            "  schedulerName: second-profile\n  priorityClassName: high",
-        ),
-    );
+    cp.apply(&pod_yaml(
+        "second",
+        "100m",
+        "  schedulerName: second-profile\n  priorityClassName: high",
+    ))
+    .unwrap();
     assert_eq!(node_of(&cp, "second"), "only");
     let events = wait_for(
         &cp,
@@ -412,10 +394,12 @@ profiles:
         },
     );
     assert_eq!(events, "second-profile");
-    apply(
-        &cp,
-        &pod_yaml("foreign", "100m", "  schedulerName: someone-else"),
-    );
+    cp.apply(&pod_yaml(
+        "foreign",
+        "100m",
+        "  schedulerName: someone-else",
+    ))
+    .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(get(&cp, &["pod", "foreign"], "{.status.conditions}"), "");
     assert_eq!(get(&cp, &["pod", "foreign"], "{.spec.nodeName}"), "");

@@ -47,13 +47,6 @@ spec:
           name: web
 ";
 
-fn jsonpath(cp: &ControlPlane, args: &[&str], path: &str) -> String {
-    let mut full: Vec<&str> = args.to_vec();
-    let expr = format!("jsonpath={path}");
-    full.extend(["-o", &expr]);
-    cp.kubectl_ok(&full).unwrap()
-}
-
 fn have_cluster_binaries() -> bool {
     ["hollow-node", "kube-scheduler"]
         .iter()
@@ -123,19 +116,13 @@ async fn web_scales_up_and_down_in_order_and_rolls_out() {
     assert!(out.contains("roll out complete"), "{out}");
     // Stable identity.
     assert_eq!(
-        jsonpath(
-            &cp,
-            &["get", "pod", "web-1"],
-            "{.spec.hostname} {.spec.subdomain} {.metadata.labels.statefulset\\.kubernetes\\.io/pod-name} {.metadata.labels.apps\\.kubernetes\\.io/pod-index}"
-        ),
+        cp.jsonpath(&["get", "pod", "web-1"],
+            "{.spec.hostname} {.spec.subdomain} {.metadata.labels.statefulset\\.kubernetes\\.io/pod-name} {.metadata.labels.apps\\.kubernetes\\.io/pod-index}").unwrap(),
         "web-1 nginx web-1 1"
     );
     assert_eq!(
-        jsonpath(
-            &cp,
-            &["get", "sts", "web"],
-            "{.status.replicas} {.status.readyReplicas} {.status.currentReplicas} {.status.updatedReplicas}"
-        ),
+        cp.jsonpath(&["get", "sts", "web"],
+            "{.status.replicas} {.status.readyReplicas} {.status.currentReplicas} {.status.updatedReplicas}").unwrap(),
         "3 3 3 3"
     );
 
@@ -148,7 +135,9 @@ async fn web_scales_up_and_down_in_order_and_rolls_out() {
     until_ordinals_in_order(&pods, 2, Duration::from_secs(40)).await;
 
     // A new image rolls the pods over, highest ordinal first.
-    let before = jsonpath(&cp, &["get", "sts", "web"], "{.status.updateRevision}");
+    let before = cp
+        .jsonpath(&["get", "sts", "web"], "{.status.updateRevision}")
+        .unwrap();
     cp.kubectl_ok(&[
         "set",
         "image",
@@ -160,19 +149,21 @@ async fn web_scales_up_and_down_in_order_and_rolls_out() {
         .kubectl_ok(&["rollout", "status", "sts/web", "--timeout=45s"])
         .unwrap();
     assert!(out.contains("roll out complete"), "{out}");
-    let revs = jsonpath(
-        &cp,
-        &["get", "sts", "web"],
-        "{.status.currentRevision} {.status.updateRevision}",
-    );
+    let revs = cp
+        .jsonpath(
+            &["get", "sts", "web"],
+            "{.status.currentRevision} {.status.updateRevision}",
+        )
+        .unwrap();
     let (current, update) = revs.split_once(' ').unwrap();
     assert_eq!(current, update);
     assert_ne!(update, before);
-    let images = jsonpath(
-        &cp,
-        &["get", "pods", "-l", "app=nginx"],
-        "{.items[*].spec.containers[0].image}",
-    );
+    let images = cp
+        .jsonpath(
+            &["get", "pods", "-l", "app=nginx"],
+            "{.items[*].spec.containers[0].image}",
+        )
+        .unwrap();
     assert_eq!(
         images,
         "registry.k8s.io/nginx-slim:0.24 registry.k8s.io/nginx-slim:0.24"
@@ -253,11 +244,11 @@ spec:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        jsonpath(
-            &cp,
+        cp.jsonpath(
             &["get", "pod", "db-1"],
             "{.spec.volumes[?(@.name==\"data\")].persistentVolumeClaim.claimName}"
-        ),
+        )
+        .unwrap(),
         "data-db-1"
     );
     let claim_names = || async {
@@ -275,7 +266,8 @@ spec:
         .collect();
     assert_eq!(claim_names().await, want);
     assert_eq!(
-        jsonpath(&cp, &["get", "pvc", "data-db-0"], "{.metadata.labels.app}"),
+        cp.jsonpath(&["get", "pvc", "data-db-0"], "{.metadata.labels.app}")
+            .unwrap(),
         "db"
     );
     cp.kubectl_ok(&["scale", "sts", "db", "--replicas=0"])

@@ -35,13 +35,6 @@ fn header(table: &str) -> Vec<&str> {
     fields(table.lines().next().unwrap_or_default())
 }
 
-fn jsonpath(cp: &ControlPlane, args: &[&str], path: &str) -> String {
-    let mut full: Vec<&str> = args.to_vec();
-    let expr = format!("jsonpath={path}");
-    full.extend(["-o", &expr]);
-    cp.kubectl_ok(&full).unwrap()
-}
-
 #[test]
 fn deployments_scale_set_image_pause_and_autoscale() {
     let cp = ControlPlane::start().unwrap();
@@ -52,7 +45,7 @@ fn deployments_scale_set_image_pause_and_autoscale() {
         String::from_utf8_lossy(&applied.stderr)
     );
     // Defaults as upstream.
-    let strategy = jsonpath(&cp, &["get", "deploy", "nginx-deploy"], "{.spec.strategy.rollingUpdate.maxSurge} {.spec.revisionHistoryLimit} {.spec.progressDeadlineSeconds} {.spec.template.spec.containers[0].imagePullPolicy} {.metadata.generation}");
+    let strategy = cp.jsonpath(&["get", "deploy", "nginx-deploy"], "{.spec.strategy.rollingUpdate.maxSurge} {.spec.revisionHistoryLimit} {.spec.progressDeadlineSeconds} {.spec.template.spec.containers[0].imagePullPolicy} {.metadata.generation}").unwrap();
     assert_eq!(strategy, "25% 10 600 IfNotPresent 1");
     let table = cp
         .kubectl_ok(&["get", "deployments", "-o", "wide"])
@@ -107,7 +100,8 @@ fn deployments_scale_set_image_pause_and_autoscale() {
         .unwrap();
     assert!(!out.status.success());
     assert_eq!(
-        jsonpath(&cp, &["get", "deploy", "nginx-deploy"], "{.spec.replicas}"),
+        cp.jsonpath(&["get", "deploy", "nginx-deploy"], "{.spec.replicas}")
+            .unwrap(),
         "5"
     );
 
@@ -130,18 +124,20 @@ fn deployments_scale_set_image_pause_and_autoscale() {
         "--requests=cpu=100m,memory=64Mi",
     ])
     .unwrap();
-    let after = jsonpath(&cp, &["get", "deploy", "nginx-deploy"], "{.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].resources.limits.cpu} {.metadata.generation}");
+    let after = cp.jsonpath(&["get", "deploy", "nginx-deploy"], "{.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].resources.limits.cpu} {.metadata.generation}").unwrap();
     assert_eq!(after, "nginx:1.26 200m 4");
     cp.kubectl_ok(&["rollout", "pause", "deployment/nginx-deploy"])
         .unwrap();
     assert_eq!(
-        jsonpath(&cp, &["get", "deploy", "nginx-deploy"], "{.spec.paused}"),
+        cp.jsonpath(&["get", "deploy", "nginx-deploy"], "{.spec.paused}")
+            .unwrap(),
         "true"
     );
     cp.kubectl_ok(&["rollout", "resume", "deployment/nginx-deploy"])
         .unwrap();
     assert_eq!(
-        jsonpath(&cp, &["get", "deploy", "nginx-deploy"], "{.spec.paused}"),
+        cp.jsonpath(&["get", "deploy", "nginx-deploy"], "{.spec.paused}")
+            .unwrap(),
         ""
     );
 
@@ -247,11 +243,11 @@ spec:
     assert_eq!(fields(table.lines().nth(1).unwrap())[1], "2");
     // Untagged images are pulled Always, as upstream defaults them.
     assert_eq!(
-        jsonpath(
-            &cp,
+        cp.jsonpath(
             &["get", "rc", "mysql"],
             "{.spec.template.spec.containers[0].imagePullPolicy}"
-        ),
+        )
+        .unwrap(),
         "Always"
     );
 
@@ -276,11 +272,11 @@ spec:
     ])
     .unwrap();
     assert_eq!(
-        jsonpath(
-            &cp,
+        cp.jsonpath(
             &["get", "sts", "web"],
             "{.spec.replicas} {.spec.podManagementPolicy} {.spec.updateStrategy.type}"
-        ),
+        )
+        .unwrap(),
         "3 OrderedReady RollingUpdate"
     );
     // serviceName is immutable.
@@ -311,7 +307,7 @@ spec:
         "print 1",
     ])
     .unwrap();
-    let job = jsonpath(&cp, &["get", "job", "pi"], "{.spec.backoffLimit} {.spec.completions} {.spec.template.spec.restartPolicy} {.spec.selector.matchLabels}");
+    let job = cp.jsonpath(&["get", "job", "pi"], "{.spec.backoffLimit} {.spec.completions} {.spec.template.spec.restartPolicy} {.spec.selector.matchLabels}").unwrap();
     assert!(
         job.starts_with("6 1 Never {\"batch.kubernetes.io/controller-uid\":"),
         "{job}"
@@ -384,7 +380,7 @@ spec:
         pod,
     )
     .unwrap();
-    let resources = jsonpath(&cp, &["get", "pod", "default-cpu-demo", "-n", "default-cpu-example"], "{.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu} {.status.phase} {.status.qosClass}");
+    let resources = cp.jsonpath(&["get", "pod", "default-cpu-demo", "-n", "default-cpu-example"], "{.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu} {.status.phase} {.status.qosClass}").unwrap();
     assert_eq!(resources, "500m 1 Pending Burstable");
     let pods = cp
         .kubectl_ok(&["get", "pods", "-n", "default-cpu-example", "-o", "wide"])
@@ -466,11 +462,12 @@ metadata:
         .unwrap();
     cp.kubectl_ok(&["label", "nodes", "node1", "disktype=ssd"])
         .unwrap();
-    let n = jsonpath(
-        &cp,
-        &["get", "node", "node1"],
-        "{.spec.unschedulable} {.spec.taints[0].key} {.metadata.labels.disktype}",
-    );
+    let n = cp
+        .jsonpath(
+            &["get", "node", "node1"],
+            "{.spec.unschedulable} {.spec.taints[0].key} {.metadata.labels.disktype}",
+        )
+        .unwrap();
     assert_eq!(n, "true key1 ssd");
     let nodes = cp.kubectl_ok(&["get", "nodes"]).unwrap();
     assert_eq!(
