@@ -9,5 +9,7 @@
 //! Container logs: `<podLogsDir>/<namespace>_<name>_<uid>/<container>/<restartCount>.log`.
 
 pub mod config;
+pub mod images;
 pub mod options;
 pub mod run;
+pub mod volumes;
