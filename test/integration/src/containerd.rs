@@ -24,6 +24,14 @@ const LOCK_DIR: &str = "/run/k8s-rs-cni";
 const BRIDGE_PREFIX: &str = "k8srs";
 const INSTANCES: u32 = 255;
 
+/// A pod started by [`Containerd::run_busybox_pod`].
+#[derive(Debug, Clone)]
+pub struct TestPod {
+    pub sandbox_id: String,
+    pub container_id: String,
+    pub ip: String,
+}
+
 pub struct Containerd {
     dir: Option<tempfile::TempDir>,
     process: Option<Child>,
@@ -232,6 +240,80 @@ impl Containerd {
     /// A CRI client for this instance.
     pub async fn cri(&self) -> Result<cri::Cri> {
         Ok(cri::connect(&self.endpoint()).await?)
+    }
+
+    /// Runs a pod sandbox named `name` with one busybox container `main` running
+    /// `sh -c script`, through the CRI (for tests that need a live container).
+    pub async fn run_busybox_pod(&self, name: &str, script: &str) -> Result<TestPod> {
+        use cri::api;
+        let mut runtime = self.cri().await?.runtime;
+        let logs = self.path("pod-logs").join(name);
+        std::fs::create_dir_all(&logs)?;
+        let sandbox_config = api::PodSandboxConfig {
+            metadata: Some(api::PodSandboxMetadata {
+                name: name.into(),
+                uid: format!("uid-{name}"),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            hostname: name.into(),
+            log_directory: logs.display().to_string(),
+            linux: Some(api::LinuxPodSandboxConfig::default()),
+            ..Default::default()
+        };
+        let sandbox_id = runtime
+            .run_pod_sandbox(api::RunPodSandboxRequest {
+                config: Some(sandbox_config.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .with_context(|| format!("RunPodSandbox:\n{}", self.log()))?
+            .into_inner()
+            .pod_sandbox_id;
+        let ip = runtime
+            .pod_sandbox_status(api::PodSandboxStatusRequest {
+                pod_sandbox_id: sandbox_id.clone(),
+                verbose: false,
+            })
+            .await?
+            .into_inner()
+            .status
+            .and_then(|s| s.network)
+            .map(|n| n.ip)
+            .unwrap_or_default();
+        let container_id = runtime
+            .create_container(api::CreateContainerRequest {
+                pod_sandbox_id: sandbox_id.clone(),
+                config: Some(api::ContainerConfig {
+                    metadata: Some(api::ContainerMetadata {
+                        name: "main".into(),
+                        attempt: 0,
+                    }),
+                    image: Some(api::ImageSpec {
+                        image: image_builder::standard::BUSYBOX_IMAGE.into(),
+                        ..Default::default()
+                    }),
+                    command: vec!["sh".into(), "-c".into(), script.into()],
+                    log_path: "main/0.log".into(),
+                    linux: Some(api::LinuxContainerConfig::default()),
+                    ..Default::default()
+                }),
+                sandbox_config: Some(sandbox_config),
+            })
+            .await
+            .with_context(|| format!("CreateContainer:\n{}", self.log()))?
+            .into_inner()
+            .container_id;
+        runtime
+            .start_container(api::StartContainerRequest {
+                container_id: container_id.clone(),
+            })
+            .await?;
+        Ok(TestPod {
+            sandbox_id,
+            container_id,
+            ip,
+        })
     }
 
     fn cni_conflist(&self) -> String {
