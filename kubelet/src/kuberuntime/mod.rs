@@ -640,29 +640,27 @@ impl RuntimeManager {
         out: &mut SyncOutcome,
     ) {
         let cref = container_ref(pod, &c.name);
-        let image_name = c.image.clone().unwrap_or_default();
-        let image_ref = match self.images.ensure(c).await {
-            Ok(r) => {
-                if c.image_pull_policy.as_deref() != Some("Always") {
-                    self.events.normal(
-                        cref.clone(),
-                        "Pulled",
-                        "Pulled",
-                        format!("Container image \"{image_name}\" already present on machine"),
-                    );
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let (image, image_events) = self.images.ensure_image(&uid, c).await;
+        for e in image_events {
+            match e.type_ {
+                crate::images::EventType::Normal => {
+                    self.events
+                        .normal(cref.clone(), e.reason, "Pulling", e.message)
                 }
-                r
+                crate::images::EventType::Warning => {
+                    self.events
+                        .warning(cref.clone(), e.reason, "Pulling", e.message)
+                }
             }
+        }
+        let image_ref = match image {
+            Ok(r) => r,
             Err(e) => {
-                let reason = e.reason();
                 state
                     .reasons
-                    .insert(c.name.clone(), (reason.into(), e.to_string()));
-                self.events
-                    .warning(cref.clone(), "Failed", "Pulling", e.to_string());
-                self.events
-                    .warning(cref, "Failed", "Pulling", format!("Error: {reason}"));
-                out.retry(Duration::from_secs(10));
+                    .insert(c.name.clone(), (e.reason().into(), e.waiting_message()));
+                out.retry(Duration::from_secs(1));
                 return;
             }
         };

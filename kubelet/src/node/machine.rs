@@ -54,8 +54,8 @@ impl Machine {
             .ok()
             .and_then(|m| mem_total(&m))
             .unwrap_or(0);
-        let ephemeral_storage_bytes = rustix::fs::statvfs(root_dir)
-            .map(|s| (s.f_blocks as i64).saturating_mul(s.f_frsize as i64))
+        let ephemeral_storage_bytes = nix::sys::statvfs::statvfs(root_dir)
+            .map(|s| (s.blocks() as i64).saturating_mul(s.fragment_size() as i64))
             .unwrap_or(0);
         Machine {
             cpus,
