@@ -11,5 +11,6 @@
 pub mod config;
 pub mod images;
 pub mod options;
+pub mod prober;
 pub mod run;
 pub mod volumes;
