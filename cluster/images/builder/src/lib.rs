@@ -423,6 +423,12 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, Error> {
             message: stderr.trim().to_string(),
         });
     }
+    if let Some(missing) = text.lines().find(|l| l.contains("not found")) {
+        return Err(Error::Command {
+            command: format!("ldd {}", binary.display()),
+            message: format!("missing library: {}", missing.trim()),
+        });
+    }
     Ok(parse_ldd(&text))
 }
 
