@@ -238,7 +238,8 @@ impl ProbeManager {
     }
 
     /// When the container's liveness or startup probe failed: the reason to restart it,
-    /// as upstream's Killing event words it ("Container web failed liveness probe").
+    /// as upstream words it ("Container web failed liveness probe"; its Killing event
+    /// adds ", will be restarted"). Cleared when the restarted container is added.
     pub fn failed(&self, pod_uid: &str, container: &str) -> Option<String> {
         self.lock()
             .get(&(pod_uid.to_string(), container.to_string()))

@@ -529,3 +529,48 @@ async fn initial_delay_and_startup_failure() {
     );
     assert!(!m.started("u3", "c"));
 }
+
+#[tokio::test]
+async fn https_probe_skips_certificate_verification() {
+    let cert = rcgen::generate_simple_self_signed(vec!["not-the-pod".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(conn).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let mut probe = http_probe(IntOrString::Int(port.into()), "/");
+    probe.http_get.as_mut().unwrap().scheme = Some("HTTPS".into());
+    assert_eq!(
+        once(&probe, Container::default()).await.unwrap(),
+        (ProbeResult::Success, String::new())
+    );
+    // Plain HTTP against the TLS port fails.
+    let plain = http_probe(IntOrString::Int(port.into()), "/");
+    assert_eq!(
+        once(&plain, Container::default()).await.unwrap().0,
+        ProbeResult::Failure
+    );
+}
