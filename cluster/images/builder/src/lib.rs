@@ -482,6 +482,28 @@ mod tests {
     }
 
     #[test]
+    fn binaries_bring_their_libraries() {
+        let mut image = Image::new(["registry.k8s.io/test:v1"]).unwrap();
+        image
+            .host_binary("/bin/true", "/usr/local/bin/true")
+            .unwrap();
+        let paths: Vec<String> = image
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::File { .. }))
+            .map(|(p, _)| p.to_string_lossy().to_string())
+            .collect();
+        assert!(paths.contains(&"usr/local/bin/true".to_string()));
+        assert!(paths.iter().any(|p| p.ends_with("/libc.so.6")), "{paths:?}");
+        assert!(paths.iter().any(|p| p.contains("ld-linux")), "{paths:?}");
+        // A static binary needs nothing else.
+        assert_eq!(
+            shared_libraries(Path::new("/bin/busybox")).unwrap(),
+            Vec::<PathBuf>::new()
+        );
+    }
+
+    #[test]
     fn archive_layout_and_reproducibility() {
         let dir = tempfile::tempdir().unwrap();
         let mut image =
