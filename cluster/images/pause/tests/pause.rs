@@ -1,6 +1,8 @@
 //! The pause binary as a pod's PID 1: it reaps orphans re-parented to it and exits 0 on
 //! SIGTERM. Runs it in a new PID namespace with `unshare` (needs root).
 
+#![allow(clippy::unwrap_used)] // a test: a panic fails it
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
