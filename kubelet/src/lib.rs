@@ -15,6 +15,7 @@ pub mod kuberuntime;
 pub mod node;
 pub mod options;
 pub mod pod;
+pub mod prober;
 pub mod run;
 pub mod status;
 pub mod volumes;

@@ -125,8 +125,8 @@ pub type Reasons = HashMap<String, (String, String)>;
 #[derive(Default)]
 pub struct PodSyncState {
     pub reasons: Reasons,
-    /// Containers whose liveness probe failed since the last sync.
-    pub restart_requested: Vec<String>,
+    /// Containers whose liveness or startup probe failed: (name, the prober's reason).
+    pub restart_requested: Vec<(String, String)>,
 }
 
 /// What a sync asks of the worker.
@@ -510,16 +510,10 @@ impl RuntimeManager {
             match rp.latest_in_sandbox(&c.name).cloned() {
                 Some(info) if info.running() => {
                     let changed = !info.hash.is_empty() && info.hash != current_hash;
-                    let unhealthy = restart_requested.contains(&c.name);
-                    if changed || unhealthy {
-                        let why = if changed {
-                            format!("Container {} definition changed, will be restarted", c.name)
-                        } else {
-                            format!(
-                                "Container {} failed liveness probe, will be restarted",
-                                c.name
-                            )
-                        };
+                    let unhealthy = restart_requested.iter().find(|(n, _)| *n == c.name);
+                    if changed {
+                        let why =
+                            format!("Container {} definition changed, will be restarted", c.name);
                         self.kill_container(Some(pod), &info, None, Some(why)).await;
                         self.start_container(
                             pod,
@@ -531,6 +525,12 @@ impl RuntimeManager {
                             &mut out,
                         )
                         .await;
+                    } else if let Some((_, reason)) = unhealthy {
+                        // Killed now; the next sync restarts it (with back-off) if the
+                        // restartPolicy allows, as upstream.
+                        let why = format!("{reason}, will be restarted");
+                        self.kill_container(Some(pod), &info, None, Some(why)).await;
+                        out.retry(Duration::from_millis(100));
                     }
                 }
                 Some(info) if info.exited() => {

@@ -177,14 +177,28 @@ impl Containerd {
         c.process = Some(child);
         c.wait_ready(Duration::from_secs(30))?;
         for archive in &images {
-            run(Command::new("ctr")
-                .arg("--address")
-                .arg(c.socket())
-                .args(["-n", "k8s.io", "images", "import"])
-                .arg(archive))
-            .with_context(|| format!("importing {}", archive.display()))?;
+            c.import(archive)?;
         }
         Ok(c)
+    }
+
+    /// Imports an OCI archive into the `k8s.io` namespace.
+    pub fn import(&self, archive: &Path) -> Result<()> {
+        run(Command::new("ctr")
+            .arg("--address")
+            .arg(self.socket())
+            .args(["-n", "k8s.io", "images", "import"])
+            .arg(archive))
+        .with_context(|| format!("importing {}", archive.display()))?;
+        Ok(())
+    }
+
+    /// Builds (once; the first build downloads Debian's nginx packages) and imports
+    /// `docker.io/library/nginx:1.22` (and `:latest`).
+    pub fn import_nginx(&self) -> Result<()> {
+        let dir = image_builder::standard::images_dir(&target_dir()?);
+        let archive = image_builder::standard::ensure_nginx(&dir)?;
+        self.import(&archive)
     }
 
     fn dir(&self) -> &Path {
@@ -245,6 +259,17 @@ impl Containerd {
     /// Runs a pod sandbox named `name` with one busybox container `main` running
     /// `sh -c script`, through the CRI (for tests that need a live container).
     pub async fn run_busybox_pod(&self, name: &str, script: &str) -> Result<TestPod> {
+        self.run_pod(
+            name,
+            image_builder::standard::BUSYBOX_IMAGE,
+            &["sh", "-c", script],
+        )
+        .await
+    }
+
+    /// Runs a pod sandbox named `name` with one container `main` of `image`, running
+    /// `command` (empty: the image's entrypoint and cmd).
+    pub async fn run_pod(&self, name: &str, image: &str, command: &[&str]) -> Result<TestPod> {
         use cri::api;
         let mut runtime = self.cri().await?.runtime;
         let logs = self.path("pod-logs").join(name);
@@ -290,10 +315,10 @@ impl Containerd {
                         attempt: 0,
                     }),
                     image: Some(api::ImageSpec {
-                        image: image_builder::standard::BUSYBOX_IMAGE.into(),
+                        image: image.into(),
                         ..Default::default()
                     }),
-                    command: vec!["sh".into(), "-c".into(), script.into()],
+                    command: command.iter().map(|s| s.to_string()).collect(),
                     log_path: "main/0.log".into(),
                     linux: Some(api::LinuxContainerConfig::default()),
                     ..Default::default()

@@ -188,3 +188,43 @@ async fn busybox_pod_through_the_cri() {
         "route to the pod subnet left"
     );
 }
+
+/// `image: nginx` as the seed tutorials write it: Debian's nginx serves its default page.
+#[tokio::test]
+async fn nginx_serves_its_default_page() {
+    let ctrd = Containerd::start().unwrap();
+    ctrd.import_nginx().unwrap();
+    let pod = ctrd
+        .run_pod("nginx", "docker.io/library/nginx:latest", &[])
+        .await
+        .unwrap();
+    let addr = format!("{}:80", pod.ip);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let response = loop {
+        match http_get(&addr, "/") {
+            Ok(r) if r.starts_with("HTTP/1.") => break r,
+            other => {
+                if Instant::now() > deadline {
+                    let log = std::fs::read_to_string(ctrd.path("pod-logs/nginx/main/0.log"))
+                        .unwrap_or_default();
+                    panic!("nginx on {addr}: {other:?}\ncontainer log:\n{log}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(response.contains(" 200 "), "{response}");
+    assert!(response.contains("Welcome to nginx!"), "{response}");
+    assert!(response.contains("Server: nginx/1.22"), "{response}");
+    // Access log to the container's stdout, as the official image does.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log =
+            std::fs::read_to_string(ctrd.path("pod-logs/nginx/main/0.log")).unwrap_or_default();
+        if log.contains("\"GET / HTTP/1.0\" 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no access log line:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -668,3 +668,78 @@ async fn kubelet_restart_keeps_running_pods() {
     let uid = after.metadata.uid.unwrap();
     assert_eq!(node.containers_of(&uid).await.len(), 1);
 }
+
+/// Runs `cmd` in the pod's container through the CRI (the test's stand-in for kubectl exec).
+async fn exec(node: &TestNode, container_id: &str, cmd: &[&str]) {
+    let id = container_id.trim_start_matches("containerd://").to_string();
+    let out = node
+        .ctrd
+        .cri()
+        .await
+        .unwrap()
+        .runtime
+        .exec_sync(api::ExecSyncRequest {
+            container_id: id,
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn probes_drive_readiness_and_restart_on_liveness_failure() {
+    let node = TestNode::start().await;
+    node.create_pod(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probed"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", "touch /tmp/alive; exec sleep 3600"],
+            "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1},
+            "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1,
+                              "failureThreshold": 2}
+        }]}
+    }))
+    .await;
+    // Running but not ready until /tmp/ready exists.
+    let pod = node
+        .wait_pod("probed", Duration::from_secs(40), |p| {
+            phase(p) == "Running" && container_status(p, "c").started == Some(true)
+        })
+        .await;
+    assert!(!condition(&pod, "Ready"));
+    let id = container_status(&pod, "c").container_id.unwrap();
+    exec(&node, &id, &["touch", "/tmp/ready"]).await;
+    node.wait_pod("probed", Duration::from_secs(20), |p| condition(p, "Ready"))
+        .await;
+    // Liveness fails: the container is killed and started again (restartCount 1).
+    exec(&node, &id, &["rm", "/tmp/alive"]).await;
+    let restarted = node
+        .wait_pod("probed", Duration::from_secs(40), |p| {
+            let s = container_status(p, "c");
+            s.restart_count == 1 && s.state.as_ref().is_some_and(|st| st.running.is_some())
+        })
+        .await;
+    assert_ne!(container_status(&restarted, "c").container_id.unwrap(), id);
+    let events = node.events_for("probed").await;
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "Unhealthy" && n.starts_with("Liveness probe failed")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "Killing"
+                && n == "Container c failed liveness probe, will be restarted"),
+        "{events:?}"
+    );
+    // The new container has no /tmp/ready: not ready again.
+    node.wait_pod("probed", Duration::from_secs(20), |p| {
+        !condition(p, "Ready")
+    })
+    .await;
+}

@@ -423,6 +423,12 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, Error> {
             message: stderr.trim().to_string(),
         });
     }
+    if let Some(missing) = text.lines().find(|l| l.contains("not found")) {
+        return Err(Error::Command {
+            command: format!("ldd {}", binary.display()),
+            message: format!("missing library: {}", missing.trim()),
+        });
+    }
     Ok(parse_ldd(&text))
 }
 
@@ -472,6 +478,28 @@ mod tests {
                 PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
                 PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
             ]
+        );
+    }
+
+    #[test]
+    fn binaries_bring_their_libraries() {
+        let mut image = Image::new(["registry.k8s.io/test:v1"]).unwrap();
+        image
+            .host_binary("/bin/true", "/usr/local/bin/true")
+            .unwrap();
+        let paths: Vec<String> = image
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::File { .. }))
+            .map(|(p, _)| p.to_string_lossy().to_string())
+            .collect();
+        assert!(paths.contains(&"usr/local/bin/true".to_string()));
+        assert!(paths.iter().any(|p| p.ends_with("/libc.so.6")), "{paths:?}");
+        assert!(paths.iter().any(|p| p.contains("ld-linux")), "{paths:?}");
+        // A static binary needs nothing else.
+        assert_eq!(
+            shared_libraries(Path::new("/bin/busybox")).unwrap(),
+            Vec::<PathBuf>::new()
         );
     }
 

@@ -124,11 +124,17 @@ pub fn nginx(work: &Path) -> Result<Image, Error> {
     image.host_binary(root.join("usr/sbin/nginx"), "/usr/sbin/nginx")?;
     image.host_tree(root.join("etc/nginx"), "/etc/nginx")?;
     image.host_tree(root.join("usr/share/nginx"), "/usr/share/nginx")?;
-    // nginx resolves the `www-data` user of its config through NSS: files backend only.
-    image.host_binary(
-        glibc_nss_files().ok_or_else(|| command_error("nginx", "libnss_files.so.2 not found"))?,
-        "/lib/x86_64-linux-gnu/libnss_files.so.2",
+    // What nginx-common's postinst would do: enable the default site.
+    image.symlink(
+        "/etc/nginx/sites-enabled/default",
+        "/etc/nginx/sites-available/default",
     )?;
+    // nginx resolves the `www-data` user of its config through NSS (files backend; built
+    // into glibc since 2.34, a separate library before).
+    if let Some(nss) = glibc_nss_files() {
+        let path = nss.to_string_lossy().to_string();
+        image.host_binary(&nss, &path)?;
+    }
     image.file(
         "/etc/nsswitch.conf",
         "passwd: files\ngroup: files\nhosts: files dns\n",
@@ -141,7 +147,7 @@ pub fn nginx(work: &Path) -> Result<Image, Error> {
     )?;
     image.file("/etc/group", format!("{GROUP}www-data:x:33:\n"), 0o644)?;
     image.dir("/var/www/html", 0o755)?;
-    let index = root.join("usr/share/nginx/html/index-debian.html");
+    let index = root.join("usr/share/nginx/html/index.html");
     if index.exists() {
         image.host_file(&index, "/var/www/html/index.nginx-debian.html")?;
     }
@@ -209,4 +215,21 @@ pub fn ensure(dir: &Path, pause_binary: &Path) -> Result<Vec<PathBuf>, Error> {
         busybox(Path::new(HOST_BUSYBOX))?.write_archive(&busybox_archive)?;
     }
     Ok(vec![pause_archive, busybox_archive])
+}
+
+/// Builds the nginx archive into `dir` unless it exists (the .debs are kept in
+/// `dir/nginx-work`, so only the first build needs the package registry). Locked like
+/// [`ensure`].
+pub fn ensure_nginx(dir: &Path) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(dir).map_err(crate::io_err(dir))?;
+    let lock_path = dir.join(".lock");
+    let lock = File::create(&lock_path).map_err(crate::io_err(&lock_path))?;
+    lock.lock().map_err(crate::io_err(&lock_path))?;
+    let archive = dir.join(NGINX_ARCHIVE);
+    if !archive.exists() {
+        let work = dir.join("nginx-work");
+        std::fs::create_dir_all(&work).map_err(crate::io_err(&work))?;
+        nginx(&work)?.write_archive(&archive)?;
+    }
+    Ok(archive)
 }
