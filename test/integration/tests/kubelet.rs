@@ -669,6 +669,22 @@ async fn kubelet_restart_keeps_running_pods() {
     assert_eq!(node.containers_of(&uid).await.len(), 1);
 }
 
+/// A plain HTTP/1.0 GET of `/`; the whole response, or None when nothing answers.
+async fn http_get(addr: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").await.ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.ok()?;
+        Some(String::from_utf8_lossy(&out).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(2), fut)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Runs `cmd` in the pod's container through the CRI (the test's stand-in for kubectl exec).
 async fn exec(node: &TestNode, container_id: &str, cmd: &[&str]) {
     let id = container_id.trim_start_matches("containerd://").to_string();
@@ -742,4 +758,117 @@ async fn probes_drive_readiness_and_restart_on_liveness_failure() {
         !condition(p, "Ready")
     })
     .await;
+}
+
+#[tokio::test]
+async fn oom_killed_host_port_and_spec_change() {
+    let node = TestNode::start().await;
+    let host_port = free_port();
+    node.create_pod(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "oom"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", "tail /dev/zero"],
+            "resources": {"limits": {"memory": "32Mi"}}
+        }]}
+    }))
+    .await;
+    node.create_pod(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", "mkdir -p /www && echo hi > /www/index.html && exec httpd -f -p 80 -h /www"],
+            "ports": [{"containerPort": 80, "hostPort": host_port}]
+        }]}
+    }))
+    .await;
+    let oom = node
+        .wait_pod("oom", Duration::from_secs(40), |p| phase(p) == "Failed")
+        .await;
+    let t = container_status(&oom, "c")
+        .state
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(t.reason.as_deref(), Some("OOMKilled"), "{t:?}");
+    assert_eq!(t.exit_code, 137);
+
+    let web = node
+        .wait_pod("web", Duration::from_secs(40), |p| condition(p, "Ready"))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = http_get(&format!("127.0.0.1:{host_port}")).await;
+        if body.as_deref().is_some_and(|b| b.ends_with("\r\n\r\nhi\n")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hostPort {host_port} does not answer: {body:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Changing the image changes the container's hash: the kubelet replaces it.
+    let before = container_status(&web, "c").container_id;
+    let patch = json!({"spec": {"containers": [{"name": "c", "image": "busybox:latest", "imagePullPolicy": "IfNotPresent"}]}});
+    node.pods()
+        .patch(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(&patch),
+        )
+        .await
+        .unwrap();
+    let after = node
+        .wait_pod("web", Duration::from_secs(30), |p| {
+            let s = container_status(p, "c");
+            s.container_id != before && s.restart_count == 1 && condition(p, "Ready")
+        })
+        .await;
+    assert_eq!(container_status(&after, "c").image, "busybox:latest");
+    let events = node.events_for("web").await;
+    assert!(
+        events.iter().any(
+            |(r, n)| r == "Killing" && n == "Container c definition changed, will be restarted"
+        ),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn changed_static_pod_manifest_replaces_the_pod() {
+    let node = TestNode::start().await;
+    let manifest = |cmd: &str| {
+        format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{{\"name\":\"s\",\"namespace\":\"default\"}},\
+             \"spec\":{{\"terminationGracePeriodSeconds\":1,\"containers\":[{{\"name\":\"c\",\"image\":\"busybox:1.35\",\
+             \"imagePullPolicy\":\"IfNotPresent\",\"command\":[\"sh\",\"-c\",\"{cmd}\"]}}]}}}}"
+        )
+    };
+    std::fs::write(node.manifest("s.json"), manifest("exec sleep 3600")).unwrap();
+    let name = format!("s-{}", node.name);
+    let first = node
+        .wait_pod(&name, Duration::from_secs(40), |p| condition(p, "Ready"))
+        .await;
+    let first_hash =
+        first.metadata.annotations.clone().unwrap()["kubernetes.io/config.mirror"].clone();
+    std::fs::write(node.manifest("s.json"), manifest("exec sleep 3601")).unwrap();
+    let second = node
+        .wait_pod(&name, Duration::from_secs(40), |p| {
+            p.metadata.annotations.as_ref().unwrap()["kubernetes.io/config.mirror"] != first_hash
+                && condition(p, "Ready")
+        })
+        .await;
+    let second_hash = second.metadata.annotations.unwrap()["kubernetes.io/config.mirror"].clone();
+    // The old static pod's containers are gone; the new one runs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !node.containers_of(&first_hash).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "old static pod still has containers"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(node.containers_of(&second_hash).await.len(), 1);
 }
