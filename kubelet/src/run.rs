@@ -94,6 +94,18 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         format!("{runtime}://{runtime_version}"),
     ));
     tasks.spawn(node::run_lease(ctx.clone()));
+    let (healthz_address, healthz_port) = (
+        ctx.config.healthz_bind_address.clone(),
+        ctx.config.healthz_port,
+    );
+    let healthz_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) =
+            crate::healthz::serve(&healthz_address, healthz_port, healthz_shutdown).await
+        {
+            tracing::error!(error = %e, "healthz server");
+        }
+    });
     tasks.spawn(crate::pod::source::run(Arc::clone(&pods)));
     tasks.spawn(crate::pod::file::run(Arc::clone(&pods)));
     tasks.spawn(crate::pod::pleg::run(Arc::clone(&pods)));

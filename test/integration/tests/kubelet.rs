@@ -44,6 +44,7 @@ struct TestNode {
     dir: tempfile::TempDir,
     name: String,
     client: kube::Client,
+    healthz_port: u16,
 }
 
 impl TestNode {
@@ -57,6 +58,7 @@ impl TestNode {
             .unwrap();
         std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
         let name = format!("kubelet-it-{:06x}", rand_u32() & 0xff_ffff);
+        let healthz_port = free_port();
         let config = format!(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
              containerRuntimeEndpoint: {endpoint}\nstaticPodPath: {manifests}\n\
@@ -69,12 +71,13 @@ impl TestNode {
             logs = dir.path().join("logs").display(),
             cgroup = cgroups.0,
             port = free_port(),
-            healthz = free_port(),
+            healthz = healthz_port,
             cidr = ctrd.subnet(),
         );
         std::fs::write(dir.path().join("config.yaml"), config).unwrap();
         let client = cp.client().await.unwrap();
         let mut node = TestNode {
+            healthz_port,
             cp,
             ctrd,
             _cgroups: cgroups,
@@ -270,6 +273,14 @@ async fn node_registers_ready_with_lease() {
     assert_eq!(
         n.spec.unwrap().pod_cidr.as_deref(),
         Some(node.ctrd.subnet().as_str())
+    );
+
+    let healthz = http_get_path(&format!("127.0.0.1:{}", node.healthz_port), "/healthz").await;
+    assert!(
+        healthz
+            .as_deref()
+            .is_some_and(|r| r.starts_with("HTTP/1.1 200") && r.ends_with("\r\n\r\nok")),
+        "{healthz:?}"
     );
 
     let leases: Api<Lease> = Api::namespaced(node.client.clone(), "kube-node-lease");
@@ -671,10 +682,16 @@ async fn kubelet_restart_keeps_running_pods() {
 
 /// A plain HTTP/1.0 GET of `/`; the whole response, or None when nothing answers.
 async fn http_get(addr: &str) -> Option<String> {
+    http_get_path(addr, "/").await
+}
+
+async fn http_get_path(addr: &str, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"GET / HTTP/1.0\r\n\r\n").await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
         let mut out = Vec::new();
         s.read_to_end(&mut out).await.ok()?;
         Some(String::from_utf8_lossy(&out).into_owned())
