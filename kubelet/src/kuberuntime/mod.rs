@@ -1031,8 +1031,25 @@ impl RuntimeManager {
             tracing::warn!(pod = uid, error = %e, "tearing down volumes");
         }
         let _ = tokio::fs::remove_dir_all(self.pod_dir(uid)).await;
-        if let Some(cg) = cgroup {
-            cm::remove_pod_cgroup(&cg);
+        // Logs go with the pod: `<podLogsDir>/<namespace>_<name>_<uid>`.
+        let suffix = format!("_{uid}");
+        if let Ok(mut entries) = tokio::fs::read_dir(&self.ctx.config.pod_logs_dir).await {
+            while let Ok(Some(e)) = entries.next_entry().await {
+                if e.file_name().to_string_lossy().ends_with(&suffix) {
+                    let _ = tokio::fs::remove_dir_all(e.path()).await;
+                }
+            }
+        }
+        match cgroup {
+            Some(cg) => cm::remove_pod_cgroup(&cg),
+            // An orphan: its QoS class is unknown, try each.
+            None if self.ctx.config.cgroups_per_qos => {
+                let root = self.ctx.config.cgroup_root.trim_end_matches('/');
+                for qos in ["", "/burstable", "/besteffort"] {
+                    cm::remove_pod_cgroup(&format!("{root}/kubepods{qos}/pod{uid}"));
+                }
+            }
+            None => {}
         }
         self.backoff.lock().forget_prefix(&format!("{uid}/"));
     }

@@ -611,6 +611,13 @@ async fn graceful_deletion_runs_pre_stop_and_removes_the_pod() {
     .await;
     let uid = created.metadata.uid.clone().unwrap();
     assert_eq!(node.containers_of(&uid).await.len(), 1);
+    let pod_cgroup = format!("{}/kubepods/besteffort/pod{uid}", node._cgroups.0);
+    assert!(
+        kubelet::cm::hierarchy_dirs(&pod_cgroup)
+            .iter()
+            .any(|d| d.exists()),
+        "the pod runs under {pod_cgroup}"
+    );
     let started = Instant::now();
     node.pods()
         .delete("graceful", &DeleteParams::default())
@@ -636,6 +643,20 @@ async fn graceful_deletion_runs_pre_stop_and_removes_the_pod() {
         "stopping\n"
     );
     assert!(node.containers_of(&uid).await.is_empty());
+    // Its logs, files and cgroup went with it.
+    assert!(!node
+        .dir
+        .path()
+        .join("logs")
+        .join(format!("default_graceful_{uid}"))
+        .exists());
+    assert!(!node.dir.path().join("root/pods").join(&uid).exists());
+    let cgroup = format!("{}/kubepods/besteffort/pod{uid}", node._cgroups.0);
+    let left: Vec<_> = kubelet::cm::hierarchy_dirs(&cgroup)
+        .into_iter()
+        .filter(|d| d.exists())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     let events = node.events_for("graceful").await;
     assert!(
         events
