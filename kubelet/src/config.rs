@@ -83,6 +83,10 @@ pub struct KubeletConfiguration {
     pub system_reserved: BTreeMap<String, String>,
     pub kube_reserved: BTreeMap<String, String>,
     pub fail_swap_on: bool,
+    /// `--cert-dir` (not a configuration file field): where the self-signed serving
+    /// certificate lives when tlsCertFile is not set; `None` means `<root-dir>/pki`.
+    #[serde(skip)]
+    pub cert_directory: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -157,6 +161,7 @@ impl Default for KubeletConfiguration {
             system_reserved: BTreeMap::new(),
             kube_reserved: BTreeMap::new(),
             fail_swap_on: true,
+            cert_directory: None,
         }
     }
 }
@@ -199,6 +204,9 @@ impl KubeletConfiguration {
         }
         if let Some(path) = &options.pod_manifest_path {
             config.static_pod_path = Some(path.clone());
+        }
+        if let Some(dir) = &options.cert_dir {
+            config.cert_directory = Some(dir.clone());
         }
         if config.static_pod_path.as_deref() == Some(Path::new("")) {
             config.static_pod_path = None;

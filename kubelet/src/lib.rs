@@ -12,4 +12,5 @@ pub mod config;
 pub mod images;
 pub mod options;
 pub mod run;
+pub mod server;
 pub mod volumes;
