@@ -45,8 +45,15 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         root_dir: options.root_dir.clone(),
         shutdown: shutdown.clone(),
     };
-    let _ = ctx;
+    // The pod workers replace this with the pods they run.
+    let pods: crate::server::PodsFn = Arc::new(Vec::new);
+    let server = tokio::spawn(crate::server::serve(ctx.clone(), pods));
     shutdown.cancelled().await;
+    match server.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "kubelet server"),
+        Err(e) => tracing::error!(error = %e, "kubelet server task"),
+        Ok(Ok(())) => {}
+    }
     tracing::info!("kubelet stopped");
     Ok(())
 }
