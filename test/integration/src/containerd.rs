@@ -38,6 +38,59 @@ pub struct Containerd {
     instance: u32,
     /// Held for the instance's lifetime: no other fixture takes the same bridge/subnet.
     lock: File,
+    registry: Option<RegistryHandle>,
+}
+
+/// The local registry's thread; dropping the sender stops it.
+struct RegistryHandle {
+    addr: std::net::SocketAddr,
+    registry: image_builder::registry::Registry,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RegistryHandle {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves the images dir on a free loopback port, on a thread of its own (the fixture is
+/// usable from sync code).
+fn start_registry(images_dir: PathBuf) -> Result<RegistryHandle> {
+    let registry = image_builder::registry::Registry::new(images_dir)?;
+    let served = registry.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let addr = registry.spawn(([127, 0, 0, 1], 0).into()).await;
+            let ok = addr.is_ok();
+            let _ = addr_tx.send(addr);
+            if ok {
+                let _ = stop_rx.await;
+            }
+        });
+    });
+    let addr = addr_rx
+        .recv()
+        .context("registry thread died")?
+        .context("starting the local registry")?;
+    Ok(RegistryHandle {
+        addr,
+        registry: served,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
 }
 
 /// The cargo target dir this test binary was built in (target/<profile>/deps/<test>).
@@ -278,7 +331,11 @@ impl Containerd {
             process: None,
             instance,
             lock,
+            registry: Some(start_registry(image_builder::standard::images_dir(
+                &target_dir()?,
+            ))?),
         };
+        image_builder::registry::write_hosts(&c.path("certs.d"), c.registry_addr())?;
         std::fs::create_dir_all(c.cni_conf_dir())?;
         std::fs::write(
             c.cni_conf_dir().join("10-k8s-rs.conflist"),
@@ -306,6 +363,23 @@ impl Containerd {
             c.import(archive)?;
         }
         Ok(c)
+    }
+
+    /// The local registry serving the images dir (docker.io and registry.k8s.io pulls of
+    /// this containerd go there).
+    pub fn registry_addr(&self) -> std::net::SocketAddr {
+        self.registry
+            .as_ref()
+            .map(|r| r.addr)
+            .unwrap_or_else(|| ([127, 0, 0, 1], 0).into())
+    }
+
+    /// The requests the local registry served ("GET /v2/library/busybox/manifests/1.35").
+    pub fn registry_requests(&self) -> Vec<String> {
+        self.registry
+            .as_ref()
+            .map(|r| r.registry.requests())
+            .unwrap_or_default()
     }
 
     /// Imports an OCI archive into the `k8s.io` namespace.
@@ -518,7 +592,12 @@ impl Containerd {
   bin_dir = "/usr/lib/cni"
   conf_dir = "{conf_dir}"
   max_conf_num = 1
+[plugins."io.containerd.grpc.v1.cri".registry]
+  # docker.io and registry.k8s.io resolve to the local registry only: pulls never
+  # leave the machine.
+  config_path = "{certs}"
 "#,
+            certs = self.path("certs.d").display(),
             opt = self.path("opt").display(),
             pause = image_builder::standard::PAUSE_IMAGE,
             runc_root = self.runc_root().display(),
@@ -673,6 +752,7 @@ impl Drop for Containerd {
             }
         }
         self.stop_containerd();
+        drop(self.registry.take());
         kill_runc_containers(&self.runc_root());
         for pid in self.shim_pids() {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
