@@ -167,6 +167,12 @@ async fn gc_removes_unused_images_only() {
     let pod = ctrd.run_busybox_pod("gc", "sleep 3600").await.unwrap();
     let cri = ctrd.cri().await.unwrap();
     let sandbox_image = "registry.k8s.io/pause:3.10";
+    assert_eq!(
+        kubelet::images::gc::runtime_sandbox_image(&cri)
+            .await
+            .as_deref(),
+        Some(sandbox_image)
+    );
 
     // Too young to be collected.
     let young = ImageGcManager::new(
