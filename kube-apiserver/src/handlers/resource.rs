@@ -25,6 +25,10 @@ use crate::request::{RequestInfo, UserInfo};
 /// Everything a resource handler needs from the HTTP request.
 pub struct ResourceRequest<'a> {
     pub info: &'a RequestInfo,
+    /// The request's URI (repeated query parameters, proxied paths).
+    pub uri: &'a http::Uri,
+    /// The connection upgrade of an upgrade request (exec, attach, port-forward).
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
     pub method: &'a Method,
     pub query: &'a HashMap<String, String>,
     pub headers: &'a HeaderMap,
@@ -46,6 +50,9 @@ pub async fn handle(
     req: ResourceRequest<'_>,
 ) -> Result<Reply, StatusError> {
     let info = req.info;
+    if crate::handlers::selfsubjectreview::serves(&req) {
+        return crate::handlers::selfsubjectreview::handle(&req);
+    }
     let store = server
         .registry
         .get(&info.api_group, &info.api_version, &info.resource)
@@ -59,7 +66,7 @@ pub async fn handle(
     if !sub.is_empty() && !store.info().has_subresource(sub) {
         return Err(not_found_path());
     }
-    if info.parts.len() > 3 {
+    if info.parts.len() > 3 && sub != "proxy" {
         return Err(not_found_path());
     }
     let namespace = if namespaced {
@@ -96,6 +103,7 @@ pub async fn handle(
         ("deletecollection", "") => delete_collection(server, &store, namespace, &req, &ctx).await,
         (_, "scale") => crate::handlers::scale::handle(server, &store, namespace, &req, &ctx).await,
         (_, "approval") => crate::handlers::approval::handle(server, &store, &req, &ctx).await,
+        (_, "token") => crate::handlers::token::handle(server, &store, namespace, &req, &ctx).await,
         (_, "eviction") => {
             crate::handlers::eviction::handle(server, &store, namespace, &req, &ctx).await
         }
