@@ -15,6 +15,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod fieldmanager;
 pub mod handlers;
+pub mod kubelet;
 pub mod metrics;
 pub mod negotiation;
 pub mod object;

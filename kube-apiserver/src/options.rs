@@ -150,6 +150,30 @@ pub struct Options {
     /// listener, so load balancers notice.
     #[arg(long = "shutdown-delay-duration-seconds", default_value_t = 0)]
     pub shutdown_delay_seconds: u64,
+
+    /// Client certificate the server presents to kubelets (logs, exec, attach,
+    /// port-forward, node proxy).
+    #[arg(long = "kubelet-client-certificate")]
+    pub kubelet_client_certificate: Option<PathBuf>,
+
+    /// Key of --kubelet-client-certificate.
+    #[arg(long = "kubelet-client-key")]
+    pub kubelet_client_key: Option<PathBuf>,
+
+    /// CA bundle that kubelet serving certificates must chain to; without it the kubelet's
+    /// certificate is not verified (as upstream).
+    #[arg(long = "kubelet-certificate-authority")]
+    pub kubelet_certificate_authority: Option<PathBuf>,
+
+    /// Node address types to connect to kubelets with, in order of preference.
+    /// (Upstream's default starts with Hostname; this is kubeadm's setting, since node
+    /// names rarely resolve.)
+    #[arg(
+        long = "kubelet-preferred-address-types",
+        value_delimiter = ',',
+        default_value = "InternalIP,ExternalIP,Hostname,InternalDNS,ExternalDNS"
+    )]
+    pub kubelet_preferred_address_types: Vec<String>,
 }
 
 impl Options {

@@ -90,6 +90,7 @@ pub async fn build(opts: &Options) -> anyhow::Result<Arc<ApiServer>> {
     let authorizer = Authorizer::new(opts.authorization_mode.clone());
     let config = RuntimeConfig {
         min_request_timeout: Duration::from_secs(opts.min_request_timeout.max(1)),
+        kubelet: crate::kubelet::KubeletClient::from_options(opts)?,
     };
     Ok(Arc::new(ApiServer::new(
         registry,

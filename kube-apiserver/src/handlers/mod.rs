@@ -2,6 +2,7 @@
 
 pub mod approval;
 pub mod binding;
+pub mod connect;
 pub mod discovery;
 pub mod eviction;
 pub mod health;
@@ -43,6 +44,8 @@ pub struct Reply {
 enum ReplyBody {
     Full(Bytes),
     Stream(BoxStream<'static, Bytes>),
+    /// A complete response from elsewhere (a proxied backend), sent as it is.
+    Response(Box<Response<Body>>),
 }
 
 impl Reply {
@@ -70,6 +73,17 @@ impl Reply {
         }
     }
 
+    /// A response passed through unchanged (proxying, protocol upgrades).
+    pub fn response(resp: Response<Body>) -> Self {
+        Reply {
+            status: resp.status(),
+            content_type: "",
+            body: ReplyBody::Response(Box::new(resp)),
+            warnings: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
     pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
         self.warnings.extend(warnings);
         self
@@ -88,6 +102,7 @@ impl Reply {
         let body = match self.body {
             ReplyBody::Full(b) => Body::from(b),
             ReplyBody::Stream(s) => Body::from_stream(s.map(Ok::<_, std::convert::Infallible>)),
+            ReplyBody::Response(resp) => return *resp,
         };
         let mut resp = Response::new(body);
         *resp.status_mut() = self.status;
@@ -178,6 +193,8 @@ async fn route(
     let body = read_body(body).await?;
     let rr = resource::ResourceRequest {
         info,
+        uri: &parts.uri,
+        upgrade: parts.extensions.get::<hyper::upgrade::OnUpgrade>().cloned(),
         method: &parts.method,
         query,
         headers: &parts.headers,

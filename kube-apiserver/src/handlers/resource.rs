@@ -25,6 +25,10 @@ use crate::request::{RequestInfo, UserInfo};
 /// Everything a resource handler needs from the HTTP request.
 pub struct ResourceRequest<'a> {
     pub info: &'a RequestInfo,
+    /// The request's URI (repeated query parameters, proxied paths).
+    pub uri: &'a http::Uri,
+    /// The connection upgrade of an upgrade request (exec, attach, port-forward).
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
     pub method: &'a Method,
     pub query: &'a HashMap<String, String>,
     pub headers: &'a HeaderMap,
@@ -62,7 +66,7 @@ pub async fn handle(
     if !sub.is_empty() && !store.info().has_subresource(sub) {
         return Err(not_found_path());
     }
-    if info.parts.len() > 3 {
+    if info.parts.len() > 3 && sub != "proxy" {
         return Err(not_found_path());
     }
     let namespace = if namespaced {
