@@ -11,6 +11,7 @@
 pub mod config;
 pub mod images;
 pub mod options;
+pub mod prober;
 pub mod run;
 pub mod server;
 pub mod volumes;

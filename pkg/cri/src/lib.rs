@@ -66,6 +66,24 @@ pub async fn connect(endpoint: &str) -> Result<Cri, Error> {
     })
 }
 
+/// As [`connect`], without dialling now: the first call connects (and fails if the
+/// runtime is not there). For components that start before the runtime, and tests.
+pub fn connect_lazy(endpoint: &str) -> Result<Cri, Error> {
+    let path = socket_path(endpoint)?;
+    let channel = Endpoint::from_static("http://cri.invalid").connect_with_connector_lazy(
+        tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
+        }),
+    );
+    Ok(Cri {
+        runtime: RuntimeServiceClient::new(channel.clone()),
+        image: ImageServiceClient::new(channel),
+    })
+}
+
 impl Cri {
     /// `Version` of the runtime: (runtime name, runtime version), e.g. ("containerd", "1.6.20").
     pub async fn version(&self) -> Result<(String, String), Error> {

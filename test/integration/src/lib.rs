@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod containerd;
+pub use containerd::Containerd;
+
 /// The kube-apiserver binary under test: `$KUBE_APISERVER_BIN`, or the one built next to
 /// this test binary.
 pub fn apiserver_binary() -> PathBuf {
