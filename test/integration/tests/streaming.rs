@@ -322,6 +322,38 @@ fn read_until(
     }
 }
 
+/// Sends `request` to the API server over TLS with the admin certificate and returns all
+/// the bytes the server sends within a few seconds.
+fn raw_tls(cp: &ControlPlane, request: &str) -> Result<Vec<u8>> {
+    let pki = cp.pki_dir();
+    let mut child = std::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect"])
+        .arg(format!("127.0.0.1:{}", cp.port))
+        .arg("-cert")
+        .arg(pki.join("admin.crt"))
+        .arg("-key")
+        .arg(pki.join("admin.key"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    stdin.write_all(request.as_bytes())?;
+    let mut stdout = child.stdout.take().context("stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader thread panicked"))
+}
+
 fn stderr_of(mut child: Child) -> String {
     let _ = child.kill();
     let mut s = String::new();
@@ -468,6 +500,28 @@ async fn kubectl_exec_attach_cp() -> Result<()> {
     let lines = read_until(&mut attach, Duration::from_secs(20), |l| l == "got ping");
     let err = stderr_of(attach);
     lines.with_context(|| err)?;
+
+    // The WebSocket channel protocols pass through to the runtime: the legacy
+    // v4.channel.k8s.io is served (clients such as the Python client use it), while a
+    // v5-only upgrade (kubectl's first try) is refused with 403 so that kubectl falls back
+    // to SPDY, which the steps above used.
+    let ws = |protocol: &str| {
+        raw_tls(
+            &c.cp,
+            &format!(
+                "GET /api/v1/namespaces/default/pods/shell/exec?command=echo&command=hi&stdout=true HTTP/1.1\r\n\
+                 Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Protocol: {protocol}\r\n\r\n"
+            ),
+        )
+    };
+    let v4 = String::from_utf8_lossy(&ws("v4.channel.k8s.io")?).into_owned();
+    assert!(v4.starts_with("HTTP/1.1 101"), "{v4}");
+    assert!(v4.contains("\x01hi\n"), "{v4:?}");
+    assert!(v4.contains("\"status\":\"Success\""), "{v4:?}");
+    let v5 = String::from_utf8_lossy(&ws("v5.channel.k8s.io")?).into_owned();
+    assert!(v5.starts_with("HTTP/1.1 403"), "{v5}");
 
     // cp in and out.
     let local = c.cp.dir.path().join("payload.txt");
