@@ -24,4 +24,5 @@ pub mod options;
 pub mod registry;
 pub mod request;
 pub mod server;
+pub mod serviceaccount;
 pub mod version;

@@ -8,10 +8,15 @@
 //! `pki/` (kubelet serving certificate when none is configured).
 //! Container logs: `<podLogsDir>/<namespace>_<name>_<uid>/<container>/<restartCount>.log`.
 
+pub mod cm;
 pub mod config;
 pub mod images;
+pub mod kuberuntime;
+pub mod node;
 pub mod options;
+pub mod pod;
 pub mod prober;
 pub mod run;
 pub mod server;
+pub mod status;
 pub mod volumes;

@@ -9,7 +9,10 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KubeletConfiguration;
+use crate::kuberuntime::RuntimeManager;
+use crate::node;
 use crate::options::Options;
+use crate::pod::PodManager;
 
 /// What every kubelet loop needs; cheap to clone.
 #[derive(Clone)]
@@ -36,6 +39,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     tracing::info!(node = %node_name, %node_ip, %runtime, %runtime_version, "kubelet starting");
     std::fs::create_dir_all(&options.root_dir)
         .with_context(|| format!("creating --root-dir {}", options.root_dir.display()))?;
+    std::fs::create_dir_all(&config.pod_logs_dir)
+        .with_context(|| format!("creating podLogsDir {}", config.pod_logs_dir.display()))?;
     let ctx = Context {
         client,
         cri,
@@ -45,15 +50,41 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         root_dir: options.root_dir.clone(),
         shutdown: shutdown.clone(),
     };
-    // The pod workers replace this with the pods they run.
-    let pods: crate::server::PodsFn = Arc::new(Vec::new);
-    let server = tokio::spawn(crate::server::serve(ctx.clone(), pods));
+    let events = client::events::EventSink::new(
+        ctx.client.clone(),
+        "kubelet",
+        &ctx.node_name,
+        &tokio::runtime::Handle::current(),
+        shutdown.clone(),
+    );
+    let runtime_manager = RuntimeManager::new(ctx.clone(), events);
+    let pods = PodManager::new(
+        ctx.clone(),
+        runtime_manager,
+        Arc::new(crate::status::NoProbes),
+        None,
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(node::run_status(
+        ctx.clone(),
+        format!("{runtime}://{runtime_version}"),
+    ));
+    tasks.spawn(node::run_lease(ctx.clone()));
+    tasks.spawn(crate::pod::source::run(Arc::clone(&pods)));
+    tasks.spawn(crate::pod::file::run(Arc::clone(&pods)));
+    tasks.spawn(crate::pod::pleg::run(Arc::clone(&pods)));
+    let running: crate::server::PodsFn = {
+        let pods = Arc::clone(&pods);
+        Arc::new(move || pods.pods())
+    };
+    tasks.spawn(async move {
+        if let Err(e) = crate::server::serve(ctx.clone(), running).await {
+            tracing::error!(error = %e, "kubelet server");
+        }
+    });
     shutdown.cancelled().await;
-    match server.await {
-        Ok(Err(e)) => tracing::error!(error = %e, "kubelet server"),
-        Err(e) => tracing::error!(error = %e, "kubelet server task"),
-        Ok(Ok(())) => {}
-    }
+    // Pods keep running: a kubelet restart adopts them.
+    tasks.shutdown().await;
     tracing::info!("kubelet stopped");
     Ok(())
 }

@@ -9,6 +9,8 @@ pub mod health;
 pub mod patch;
 pub mod resource;
 pub mod scale;
+pub mod selfsubjectreview;
+pub mod token;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -50,6 +50,9 @@ pub async fn handle(
     req: ResourceRequest<'_>,
 ) -> Result<Reply, StatusError> {
     let info = req.info;
+    if crate::handlers::selfsubjectreview::serves(&req) {
+        return crate::handlers::selfsubjectreview::handle(&req);
+    }
     let store = server
         .registry
         .get(&info.api_group, &info.api_version, &info.resource)
@@ -100,6 +103,7 @@ pub async fn handle(
         ("deletecollection", "") => delete_collection(server, &store, namespace, &req, &ctx).await,
         (_, "scale") => crate::handlers::scale::handle(server, &store, namespace, &req, &ctx).await,
         (_, "approval") => crate::handlers::approval::handle(server, &store, &req, &ctx).await,
+        (_, "token") => crate::handlers::token::handle(server, &store, namespace, &req, &ctx).await,
         (_, "eviction") => {
             crate::handlers::eviction::handle(server, &store, namespace, &req, &ctx).await
         }
