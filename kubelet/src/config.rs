@@ -83,6 +83,10 @@ pub struct KubeletConfiguration {
     pub system_reserved: BTreeMap<String, String>,
     pub kube_reserved: BTreeMap<String, String>,
     pub fail_swap_on: bool,
+    /// `--cert-dir` (not a configuration file field): where the self-signed serving
+    /// certificate lives when tlsCertFile is not set; `None` means `<root-dir>/pki`.
+    #[serde(skip)]
+    pub cert_directory: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -95,6 +99,7 @@ pub struct Authentication {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct X509Authentication {
+    #[serde(rename = "clientCAFile")]
     pub client_ca_file: Option<PathBuf>,
 }
 
@@ -157,6 +162,7 @@ impl Default for KubeletConfiguration {
             system_reserved: BTreeMap::new(),
             kube_reserved: BTreeMap::new(),
             fail_swap_on: true,
+            cert_directory: None,
         }
     }
 }
@@ -199,6 +205,9 @@ impl KubeletConfiguration {
         }
         if let Some(path) = &options.pod_manifest_path {
             config.static_pod_path = Some(path.clone());
+        }
+        if let Some(dir) = &options.cert_dir {
+            config.cert_directory = Some(dir.clone());
         }
         if config.static_pod_path.as_deref() == Some(Path::new("")) {
             config.static_pod_path = None;
@@ -258,7 +267,8 @@ mod tests {
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
              staticPodPath: /etc/kubernetes/manifests\nclusterDNS: [10.96.0.10]\n\
              clusterDomain: cluster.local\nsyncFrequency: 1m30s\nmaxPods: 30\n\
-             someFutureField: true\n",
+             someFutureField: true\n\
+             authentication: {x509: {clientCAFile: /etc/kubernetes/pki/ca.crt}, anonymous: {enabled: true}}\n",
         )
         .unwrap();
         let options = Options::parse_from([
@@ -277,6 +287,11 @@ mod tests {
         assert_eq!(c.cluster_dns, vec!["10.96.0.10"]);
         assert_eq!(c.sync_frequency, Duration::from_secs(90));
         assert_eq!(c.max_pods, 30);
+        assert_eq!(
+            c.authentication.x509.client_ca_file,
+            Some(PathBuf::from("/etc/kubernetes/pki/ca.crt"))
+        );
+        assert!(c.authentication.anonymous.enabled);
         assert_eq!(c.port, 10250);
         assert_eq!(c.container_runtime_endpoint, "unix:///tmp/c.sock");
         assert_eq!(c.node_labels.get("c").map(String::as_str), Some("d"));

@@ -18,5 +18,6 @@ pub mod options;
 pub mod pod;
 pub mod prober;
 pub mod run;
+pub mod server;
 pub mod status;
 pub mod volumes;

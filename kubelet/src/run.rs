@@ -109,6 +109,15 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     tasks.spawn(crate::pod::source::run(Arc::clone(&pods)));
     tasks.spawn(crate::pod::file::run(Arc::clone(&pods)));
     tasks.spawn(crate::pod::pleg::run(Arc::clone(&pods)));
+    let running: crate::server::PodsFn = {
+        let pods = Arc::clone(&pods);
+        Arc::new(move || pods.pods())
+    };
+    tasks.spawn(async move {
+        if let Err(e) = crate::server::serve(ctx.clone(), running).await {
+            tracing::error!(error = %e, "kubelet server");
+        }
+    });
     shutdown.cancelled().await;
     // Pods keep running: a kubelet restart adopts them.
     tasks.shutdown().await;

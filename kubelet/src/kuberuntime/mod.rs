@@ -224,7 +224,11 @@ impl RuntimeManager {
         ]);
         Arc::new(RuntimeManager {
             images: ImageManager::new(ctx.cri.clone()),
-            volumes: VolumeManager::new(ctx.root_dir.clone()),
+            volumes: VolumeManager::new(
+                ctx.root_dir.clone(),
+                ctx.client.clone(),
+                ctx.node_name.clone(),
+            ),
             events,
             backoff: Mutex::new(Backoff::default()),
             memory_capacity: machine.memory_bytes,
