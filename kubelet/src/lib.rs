@@ -10,7 +10,6 @@
 
 pub mod cm;
 pub mod config;
-pub mod healthz;
 pub mod images;
 pub mod kuberuntime;
 pub mod node;

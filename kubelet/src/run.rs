@@ -66,8 +66,31 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         probe_updates,
         Some(probe_events),
     );
+    let (evictions, mut evictions_rx) = tokio::sync::mpsc::unbounded_channel();
+    let volume_checks = runtime_manager
+        .volumes
+        .start(shutdown.clone(), Some(evictions));
     let pods = PodManager::new(ctx.clone(), runtime_manager, Some(prober), None);
     let mut tasks = tokio::task::JoinSet::new();
+    let evictor = Arc::clone(&pods);
+    tasks.spawn(async move {
+        while let Some(e) = evictions_rx.recv().await {
+            let e: crate::volumes::Eviction = e;
+            if let Some(pod) = evictor
+                .pods()
+                .into_iter()
+                .find(|p| p.metadata.uid.as_deref() == Some(e.pod_uid.as_str()))
+            {
+                evictor.runtime.events.warning(
+                    crate::kuberuntime::pod_ref(&pod, None),
+                    "Evicted",
+                    "Evicting",
+                    e.message.clone(),
+                );
+            }
+            evictor.evict(&e.pod_uid, e.message);
+        }
+    });
     // Probe results wake the pod's worker; probe failures become Unhealthy events.
     let waker = Arc::clone(&pods);
     tasks.spawn(async move {
@@ -94,18 +117,6 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         format!("{runtime}://{runtime_version}"),
     ));
     tasks.spawn(node::run_lease(ctx.clone()));
-    let (healthz_address, healthz_port) = (
-        ctx.config.healthz_bind_address.clone(),
-        ctx.config.healthz_port,
-    );
-    let healthz_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        if let Err(e) =
-            crate::healthz::serve(&healthz_address, healthz_port, healthz_shutdown).await
-        {
-            tracing::error!(error = %e, "healthz server");
-        }
-    });
     tasks.spawn(crate::pod::source::run(Arc::clone(&pods)));
     tasks.spawn(crate::pod::file::run(Arc::clone(&pods)));
     tasks.spawn(crate::pod::pleg::run(Arc::clone(&pods)));
@@ -121,6 +132,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
     shutdown.cancelled().await;
     // Pods keep running: a kubelet restart adopts them.
     tasks.shutdown().await;
+    volume_checks.abort();
     tracing::info!("kubelet stopped");
     Ok(())
 }

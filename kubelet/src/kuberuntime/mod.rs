@@ -431,7 +431,7 @@ impl RuntimeManager {
                 }
             }
             if let Err(e) = self.volumes.setup(pod).await {
-                self.failed_mount(pod, &e.to_string());
+                self.failed_mount(pod, &e);
                 out.retry(Duration::from_secs(2));
                 return out;
             }
@@ -467,7 +467,7 @@ impl RuntimeManager {
             };
         } else if let Err(e) = self.volumes.setup(pod).await {
             // Keeps configMap/secret contents current.
-            self.failed_mount(pod, &e.to_string());
+            self.failed_mount(pod, &e);
             out.retry(Duration::from_secs(2));
             return out;
         }
@@ -570,13 +570,9 @@ impl RuntimeManager {
         out
     }
 
-    fn failed_mount(&self, pod: &Pod, message: &str) {
-        self.events.warning(
-            pod_ref(pod, None),
-            "FailedMount",
-            "SyncPod",
-            format!("MountVolume.SetUp failed: {message}"),
-        );
+    fn failed_mount(&self, pod: &Pod, e: &crate::volumes::VolumeError) {
+        self.events
+            .warning(pod_ref(pod, None), e.reason(), "SyncPod", e.to_string());
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -682,7 +678,7 @@ impl RuntimeManager {
         let pod_volumes = match self.volumes.setup(pod).await {
             Ok(v) => v,
             Err(e) => {
-                self.failed_mount(pod, &e.to_string());
+                self.failed_mount(pod, &e);
                 out.retry(Duration::from_secs(2));
                 return;
             }

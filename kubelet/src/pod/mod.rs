@@ -59,6 +59,8 @@ struct Entry {
     pod: Pod,
     /// Gone from its source: kill, clean up, stop the worker.
     removed: bool,
+    /// Evicted by the kubelet (e.g. an emptyDir over its sizeLimit): the message.
+    evicted: Option<String>,
     notify: Arc<Notify>,
 }
 
@@ -160,6 +162,7 @@ impl PodManager {
             Entry {
                 pod,
                 removed: false,
+                evicted: None,
                 notify,
             },
         );
@@ -173,6 +176,22 @@ impl PodManager {
             e.removed = true;
             e.notify.notify_one();
         }
+    }
+
+    /// Evicts a pod: its containers are killed and it ends Failed with reason Evicted.
+    pub fn evict(&self, uid: &str, message: String) {
+        if let Some(e) = self.inner.lock().pods.get_mut(uid) {
+            e.evicted.get_or_insert(message);
+            e.notify.notify_one();
+        }
+    }
+
+    fn evicted(&self, uid: &str) -> Option<String> {
+        self.inner
+            .lock()
+            .pods
+            .get(uid)
+            .and_then(|e| e.evicted.clone())
     }
 
     fn snapshot(&self, uid: &str) -> Option<(Pod, bool, Arc<Notify>)> {

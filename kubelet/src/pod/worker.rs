@@ -128,6 +128,8 @@ async fn sync(
         Some("Succeeded") | Some("Failed")
     );
     let mut retry = None;
+    let evicted = mgr.evicted(&uid);
+    let terminal = terminal || evicted.is_some();
     register_probes(mgr, pod, rp, state);
     let rp = if terminal {
         // A finished pod is never started again; its sandbox is stopped.
@@ -153,7 +155,7 @@ async fn sync(
     let message = |info: &crate::kuberuntime::ContainerInfo| {
         mgr.runtime.termination_message(info, Some(&log_dir))
     };
-    let status = status::generate(&StatusInputs {
+    let mut status = status::generate(&StatusInputs {
         pod: &pod_with_status,
         runtime: &rp,
         reasons: &state.reasons,
@@ -161,6 +163,12 @@ async fn sync(
         node_ip: mgr.ctx.node_ip.to_string(),
         message: &message,
     });
+    if let Some(message) = &evicted {
+        // Upstream's eviction manager: the pod fails with reason Evicted.
+        status.phase = Some("Failed".into());
+        status.reason = Some("Evicted".into());
+        status.message = Some(message.clone());
+    }
     let now_terminal = matches!(status.phase.as_deref(), Some("Succeeded") | Some("Failed"));
     let target = if static_pod {
         mirror.as_ref()
