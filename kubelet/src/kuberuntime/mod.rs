@@ -125,6 +125,8 @@ pub type Reasons = HashMap<String, (String, String)>;
 #[derive(Default)]
 pub struct PodSyncState {
     pub reasons: Reasons,
+    /// The pod's volumes as this sync set them up.
+    pub volumes: Option<crate::volumes::PodVolumes>,
     /// Containers whose liveness or startup probe failed: (name, the prober's reason).
     pub restart_requested: Vec<(String, String)>,
 }
@@ -397,6 +399,7 @@ impl RuntimeManager {
         state: &mut PodSyncState,
     ) -> SyncOutcome {
         let mut out = SyncOutcome::default();
+        state.volumes = None;
         let Some(spec) = pod.spec.clone() else {
             return out;
         };
@@ -430,10 +433,13 @@ impl RuntimeManager {
                         .await;
                 }
             }
-            if let Err(e) = self.volumes.setup(pod).await {
-                self.failed_mount(pod, &e);
-                out.retry(Duration::from_secs(2));
-                return out;
+            match self.volumes.setup(pod).await {
+                Ok(v) => state.volumes = Some(v),
+                Err(e) => {
+                    self.failed_mount(pod, &e);
+                    out.retry(Duration::from_secs(2));
+                    return out;
+                }
             }
             let attempt = current.map_or(0, |s| s.attempt + 1);
             let config = self.sandbox_config(pod, attempt);
@@ -465,11 +471,16 @@ impl RuntimeManager {
                     return out;
                 }
             };
-        } else if let Err(e) = self.volumes.setup(pod).await {
+        } else {
             // Keeps configMap/secret contents current.
-            self.failed_mount(pod, &e);
-            out.retry(Duration::from_secs(2));
-            return out;
+            match self.volumes.setup(pod).await {
+                Ok(v) => state.volumes = Some(v),
+                Err(e) => {
+                    self.failed_mount(pod, &e);
+                    out.retry(Duration::from_secs(2));
+                    return out;
+                }
+            }
         }
         let Some(sandbox) = rp.current_sandbox().cloned() else {
             return out;
@@ -675,7 +686,18 @@ impl RuntimeManager {
                 format!("Error: {message}"),
             );
         };
-        let pod_volumes = match self.volumes.setup(pod).await {
+        if let Err(message) = self.verify_run_as_non_root(pod, c, &image_ref).await {
+            fail(state, "CreateContainerConfigError", message);
+            out.retry(Duration::from_secs(10));
+            return;
+        }
+        // Set up by this sync already.
+        let ready = state.volumes.clone();
+        let pod_volumes = match ready {
+            Some(v) => Ok(v),
+            None => self.volumes.setup(pod).await,
+        };
+        let pod_volumes = match pod_volumes {
             Ok(v) => v,
             Err(e) => {
                 self.failed_mount(pod, &e);
@@ -793,6 +815,67 @@ impl RuntimeManager {
         }
     }
 
+    /// Upstream's verifyRunAsNonRoot: with runAsNonRoot, the container must run as a
+    /// non-zero uid, from its securityContext or else from the image's numeric user.
+    async fn verify_run_as_non_root(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        image_ref: &str,
+    ) -> Result<(), String> {
+        let pod_sc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+        let sc = c.security_context.as_ref();
+        let non_root = sc
+            .and_then(|s| s.run_as_non_root)
+            .or_else(|| pod_sc.and_then(|s| s.run_as_non_root))
+            .unwrap_or(false);
+        if !non_root {
+            return Ok(());
+        }
+        let desc = pod_desc(pod);
+        let user = sc
+            .and_then(|s| s.run_as_user)
+            .or_else(|| pod_sc.and_then(|s| s.run_as_user));
+        if let Some(uid) = user {
+            return if uid == 0 {
+                Err(format!(
+                    "container's runAsUser breaks non-root policy (pod: \"{desc}\", container: {})",
+                    c.name
+                ))
+            } else {
+                Ok(())
+            };
+        }
+        let image = self
+            .ctx
+            .cri
+            .image
+            .clone()
+            .image_status(api::ImageStatusRequest {
+                image: Some(api::ImageSpec {
+                    image: image_ref.to_string(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await
+            .map_err(|e| e.message().to_string())?
+            .into_inner()
+            .image
+            .unwrap_or_default();
+        match (image.uid.map(|u| u.value), image.username.as_str()) {
+            (Some(0), _) | (None, "") => Err(format!(
+                "container has runAsNonRoot and image will run as root (pod: \"{desc}\", container: {})",
+                c.name
+            )),
+            (Some(_), _) => Ok(()),
+            (None, name) => Err(format!(
+                "container has runAsNonRoot and image has non-numeric user ({name}), cannot verify user is non-root (pod: \"{desc}\", container: {})",
+                c.name
+            )),
+        }
+    }
+
     /// `/etc/hosts` (kubelet managed) and the termination message file.
     async fn extra_mounts(
         &self,
@@ -829,6 +912,9 @@ impl RuntimeManager {
         tokio::fs::create_dir_all(&cdir).await?;
         let file = cdir.join(format!("{:08x}", rand::random::<u32>()));
         tokio::fs::write(&file, b"").await?;
+        // Writable whatever user the container runs as, as upstream.
+        tokio::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .await?;
         mounts.push(api::Mount {
             container_path: path,
             host_path: file.to_string_lossy().into_owned(),

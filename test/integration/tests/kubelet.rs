@@ -1153,3 +1153,47 @@ async fn volumes_update_live_and_size_limit_evicts() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test]
+async fn security_context_is_applied() {
+    let node = TestNode::start().await;
+    node.create_pod(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "secure"},
+        "spec": {"restartPolicy": "Never",
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 3000},
+            "containers": [{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "echo $(id -u):$(id -g) > /dev/termination-log; touch /x 2>/dev/null && echo rw >> /dev/termination-log || echo ro >> /dev/termination-log"],
+                "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+                                    "capabilities": {"drop": ["ALL"]}}}]}
+    }))
+    .await;
+    node.create_pod(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "rootless"},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+            "command": ["sleep", "3600"], "securityContext": {"runAsNonRoot": true}}]}
+    }))
+    .await;
+    let pod = node
+        .wait_pod("secure", Duration::from_secs(40), |p| {
+            phase(p) == "Succeeded"
+        })
+        .await;
+    assert_eq!(terminated_message(&pod, "c"), "1000:3000\nro\n");
+    let rootless = node
+        .wait_pod("rootless", Duration::from_secs(40), |p| {
+            container_status(p, "c")
+                .state
+                .and_then(|s| s.waiting)
+                .is_some_and(|w| w.reason.as_deref() == Some("CreateContainerConfigError"))
+        })
+        .await;
+    let waiting = container_status(&rootless, "c")
+        .state
+        .unwrap()
+        .waiting
+        .unwrap();
+    assert!(waiting.message.unwrap().starts_with(
+        "container has runAsNonRoot and image will run as root (pod: \"rootless_default("
+    ),);
+    assert_eq!(phase(&rootless), "Pending");
+}
