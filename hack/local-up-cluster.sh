@@ -28,8 +28,12 @@ done
 [ -n "$dir" ] || dir="$(mktemp -d /tmp/k8s-rs-local.XXXXXX)"
 mkdir -p "$dir"
 
-bin="$CARGO_TARGET_DIR/release"
-cargo build --release -p kube-apiserver -p kube-controller-manager -p kube-scheduler -p hollow-node -p kubelet
+# PROFILE=debug SKIP_BUILD=1 reuses existing debug builds.
+PROFILE="${PROFILE:-release}"
+bin="$CARGO_TARGET_DIR/$PROFILE"
+if [ -z "${SKIP_BUILD:-}" ]; then
+    cargo build --profile "$PROFILE" -p kube-apiserver -p kube-controller-manager -p kube-scheduler -p hollow-node -p kubelet
+fi
 
 etcd_port=$(free_port)
 etcd_peer=$(free_port)
@@ -40,6 +44,9 @@ etcd_pid=$!
 pids=("$etcd_pid")
 controllers=()
 kubelet_pid=""
+no_containers() {
+    [ -z "$(timeout 5 ctr --address "$dir/containerd.sock" -n k8s.io containers ls -q 2>/dev/null)" ]
+}
 cleanup() {
     if [ -n "$kubelet_pid" ]; then
         # Let the kubelet remove its pods (CNI DEL, mounts, cgroups) before stopping it:
@@ -47,7 +54,7 @@ cleanup() {
         for p in "${controllers[@]}"; do kill "$p" 2>/dev/null || true; done
         rm -f "$dir"/manifests/*
         KUBECONFIG="$kubeconfig" kubectl delete pods --all -A --force --grace-period=0 --wait=false >/dev/null 2>&1 || true
-        wait_for 60 test -z "$(ctr --address "$dir/containerd.sock" -n k8s.io containers ls -q 2>/dev/null)" || true
+        wait_for 60 no_containers || true
     fi
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
