@@ -27,6 +27,8 @@ pub struct RuntimeConfig {
     /// Watches without `timeoutSeconds` end after a random time in
     /// `[min_request_timeout, 2 * min_request_timeout)`, as upstream spreads them.
     pub min_request_timeout: Duration,
+    /// How to reach kubelets (logs, exec, attach, port-forward, node proxy).
+    pub kubelet: crate::kubelet::KubeletClient,
 }
 
 impl RuntimeConfig {

@@ -1,15 +1,18 @@
 //! Authentication: x509 client certificates (CN is the user, O the groups) verified
-//! against `--client-ca-file`, bearer tokens from `--token-auth-file`, and anonymous
-//! requests when `--anonymous-auth` allows them.
+//! against `--client-ca-file`, bearer tokens from `--token-auth-file`, service account
+//! tokens ([`crate::serviceaccount`]), and anonymous requests when `--anonymous-auth`
+//! allows them.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use apimachinery::StatusError;
 use http::HeaderMap;
 use rustls::pki_types::CertificateDer;
 
 use crate::request::UserInfo;
+use crate::serviceaccount::ServiceAccountTokens;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthnConfigError {
@@ -26,10 +29,11 @@ pub enum AuthnConfigError {
     },
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Authenticator {
     tokens: HashMap<String, UserInfo>,
     anonymous: bool,
+    service_accounts: Option<Arc<ServiceAccountTokens>>,
 }
 
 impl Authenticator {
@@ -37,7 +41,18 @@ impl Authenticator {
         Authenticator {
             tokens: HashMap::new(),
             anonymous,
+            service_accounts: None,
         }
+    }
+
+    /// Accept (and, for the TokenRequest API, issue) service account tokens.
+    pub fn with_service_accounts(mut self, tokens: Arc<ServiceAccountTokens>) -> Self {
+        self.service_accounts = Some(tokens);
+        self
+    }
+
+    pub fn service_accounts(&self) -> Option<&Arc<ServiceAccountTokens>> {
+        self.service_accounts.as_ref()
     }
 
     /// Load a static token file: CSV lines `token,user,uid[,"group1,group2"]`.
@@ -91,7 +106,7 @@ impl Authenticator {
     /// anonymous.
     /// `cert_user` is the connection's verified client certificate's user
     /// ([`certificate_user`]), parsed once per connection.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         cert_user: Option<&UserInfo>,
@@ -104,10 +119,15 @@ impl Authenticator {
             .and_then(|v| v.to_str().ok())
         {
             if let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) {
-                return match self.tokens.get(token) {
-                    Some(user) => Ok(with_authenticated(user.clone())),
-                    None => Err(StatusError::unauthorized("Unauthorized")),
-                };
+                if let Some(user) = self.tokens.get(token) {
+                    return Ok(with_authenticated(user.clone()));
+                }
+                if let Some(sa) = &self.service_accounts {
+                    if let Some(result) = sa.authenticate(token).await {
+                        return result;
+                    }
+                }
+                return Err(StatusError::unauthorized("Unauthorized"));
             }
         }
         if self.anonymous {
@@ -170,8 +190,8 @@ fn split_csv(line: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn token_file_lines() {
+    #[tokio::test]
+    async fn token_file_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.csv");
         std::fs::write(
@@ -183,13 +203,16 @@ mod tests {
         a.load_token_file(&path).unwrap();
         let mut h = HeaderMap::new();
         h.insert(http::header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        let u = a.authenticate(&h, None).unwrap();
+        let u = a.authenticate(&h, None).await.unwrap();
         assert_eq!(u.name, "alice");
         assert_eq!(u.groups, vec!["dev", "ops", "system:authenticated"]);
         h.insert(http::header::AUTHORIZATION, "Bearer nope".parse().unwrap());
-        assert_eq!(a.authenticate(&h, None).unwrap_err().code, 401);
+        assert_eq!(a.authenticate(&h, None).await.unwrap_err().code, 401);
         assert_eq!(
-            a.authenticate(&HeaderMap::new(), None).unwrap_err().code,
+            a.authenticate(&HeaderMap::new(), None)
+                .await
+                .unwrap_err()
+                .code,
             401
         );
     }

@@ -64,6 +64,36 @@ pub struct Options {
     #[arg(long = "token-auth-file")]
     pub token_auth_file: Option<PathBuf>,
 
+    /// File containing PEM-encoded x509 RSA or ECDSA private or public keys, used to
+    /// verify ServiceAccount tokens. May be given several times (key rotation).
+    #[arg(long = "service-account-key-file")]
+    pub service_account_key_files: Vec<PathBuf>,
+
+    /// Path to the file that contains the current private key of the service account
+    /// token issuer. Without it a key is generated under --cert-dir (sa.key).
+    #[arg(long = "service-account-signing-key-file")]
+    pub service_account_signing_key_file: Option<PathBuf>,
+
+    /// Identifier of the service account token issuer (the `iss` claim). May be given
+    /// several times: the first issues tokens, all are accepted.
+    #[arg(long = "service-account-issuer", default_value = crate::serviceaccount::DEFAULT_ISSUER)]
+    pub service_account_issuer: Vec<String>,
+
+    /// Identifiers of the API. Tokens must name one of them as audience; TokenRequests
+    /// without audiences get them. Defaults to the issuers.
+    #[arg(long = "api-audiences", value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+
+    /// The maximum validity duration of a token created by the service account token
+    /// issuer, in seconds (upstream takes a duration; seconds or a Go duration like 24h).
+    #[arg(long = "service-account-max-token-expiration", value_parser = parse_duration_seconds)]
+    pub service_account_max_token_expiration: Option<i64>,
+
+    /// Turns on projected service account expiration extension during token generation
+    /// (tokens of 3607 s bound to pods are valid for a year, with `warnafter`).
+    #[arg(long = "service-account-extend-token-expiration", default_value_t = true, action = clap::ArgAction::Set)]
+    pub service_account_extend_token_expiration: bool,
+
     /// Enables anonymous requests to the secure port of the API server.
     #[arg(long = "anonymous-auth", default_value_t = true, action = clap::ArgAction::Set)]
     pub anonymous_auth: bool,
@@ -120,6 +150,30 @@ pub struct Options {
     /// listener, so load balancers notice.
     #[arg(long = "shutdown-delay-duration-seconds", default_value_t = 0)]
     pub shutdown_delay_seconds: u64,
+
+    /// Client certificate the server presents to kubelets (logs, exec, attach,
+    /// port-forward, node proxy).
+    #[arg(long = "kubelet-client-certificate")]
+    pub kubelet_client_certificate: Option<PathBuf>,
+
+    /// Key of --kubelet-client-certificate.
+    #[arg(long = "kubelet-client-key")]
+    pub kubelet_client_key: Option<PathBuf>,
+
+    /// CA bundle that kubelet serving certificates must chain to; without it the kubelet's
+    /// certificate is not verified (as upstream).
+    #[arg(long = "kubelet-certificate-authority")]
+    pub kubelet_certificate_authority: Option<PathBuf>,
+
+    /// Node address types to connect to kubelets with, in order of preference.
+    /// (Upstream's default starts with Hostname; this is kubeadm's setting, since node
+    /// names rarely resolve.)
+    #[arg(
+        long = "kubelet-preferred-address-types",
+        value_delimiter = ',',
+        default_value = "InternalIP,ExternalIP,Hostname,InternalDNS,ExternalDNS"
+    )]
+    pub kubelet_preferred_address_types: Vec<String>,
 }
 
 impl Options {
@@ -148,4 +202,33 @@ impl Options {
         }
         Ok((a, b))
     }
+}
+
+/// Seconds, or a Go-style duration (`1h`, `30m`, `90s`, `1h30m`).
+fn parse_duration_seconds(s: &str) -> Result<i64, String> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    let mut total = 0i64;
+    let mut number = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: i64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}"))?;
+        number.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("invalid duration {s:?}")),
+        };
+    }
+    if !number.is_empty() {
+        return Err(format!("invalid duration {s:?}: missing unit"));
+    }
+    Ok(total)
 }

@@ -85,9 +85,12 @@ pub async fn build(opts: &Options) -> anyhow::Result<Arc<ApiServer>> {
     if let Some(path) = &opts.token_auth_file {
         authenticator.load_token_file(path)?;
     }
+    let authenticator =
+        authenticator.with_service_accounts(Arc::new(service_account_tokens(opts, &registry)?));
     let authorizer = Authorizer::new(opts.authorization_mode.clone());
     let config = RuntimeConfig {
         min_request_timeout: Duration::from_secs(opts.min_request_timeout.max(1)),
+        kubelet: crate::kubelet::KubeletClient::from_options(opts)?,
     };
     Ok(Arc::new(ApiServer::new(
         registry,
@@ -100,6 +103,35 @@ pub async fn build(opts: &Options) -> anyhow::Result<Arc<ApiServer>> {
         metrics,
         config,
     )))
+}
+
+/// The service account token issuer and verifier, checking references in the registry.
+fn service_account_tokens(
+    opts: &Options,
+    registry: &Registry,
+) -> anyhow::Result<crate::serviceaccount::ServiceAccountTokens> {
+    let tokens =
+        crate::serviceaccount::ServiceAccountTokens::new(&crate::serviceaccount::TokenOptions {
+            signing_key_file: opts.service_account_signing_key_file.clone(),
+            key_files: opts.service_account_key_files.clone(),
+            issuers: opts.service_account_issuer.clone(),
+            api_audiences: opts.api_audiences.clone(),
+            max_expiration_seconds: opts.service_account_max_token_expiration,
+            extend_expiration: opts.service_account_extend_token_expiration,
+            cert_dir: opts.cert_dir.clone(),
+        })?;
+    let store = |plural: &str| {
+        registry
+            .get("", "v1", plural)
+            .cloned()
+            .with_context(|| format!("the registry serves no {plural}"))
+    };
+    Ok(tokens.with_getters(crate::serviceaccount::Getters {
+        service_accounts: store("serviceaccounts")?,
+        pods: store("pods")?,
+        secrets: store("secrets")?,
+        nodes: store("nodes")?,
+    }))
 }
 
 fn load_or_generate_serving_cert(
@@ -229,7 +261,7 @@ pub async fn serve(
                         let server = Arc::clone(&server);
                         let cert_user = cert_user.clone();
                         async move {
-                            let resp = match server.authenticator.authenticate(req.headers(), cert_user.as_ref()) {
+                            let resp = match server.authenticator.authenticate(req.headers(), cert_user.as_ref()).await {
                                 Ok(user) => handlers::serve(server, req.map(Body::new), user).await,
                                 Err(e) => handlers::error_reply(&e).into_response(),
                             };

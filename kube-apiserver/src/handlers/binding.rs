@@ -1,8 +1,7 @@
 //! The pod subresources served by the API server itself: `pods/{name}/binding` and
 //! `namespaces/{ns}/bindings` (a scheduler's assignment of a pod to a node, as upstream's
 //! `BindingREST`), and the streaming subresources (`log`, `exec`, `attach`,
-//! `portforward`, `proxy` of pods, `proxy` of nodes), which need a connection to the
-//! node's kubelet that this server does not make: they answer 503 ServiceUnavailable.
+//! `portforward`, `proxy` of pods, `proxy` of nodes), proxied by `handlers::connect`.
 
 use std::sync::Arc;
 
@@ -53,7 +52,7 @@ pub async fn handle(
         let url_name = (!sub.is_empty()).then_some(req.info.name.as_str());
         return bind(server, namespace, url_name, req, ctx).await;
     }
-    connect(store, namespace, req).await
+    crate::handlers::connect::handle(server, store, namespace, req).await
 }
 
 fn output(req: &ResourceRequest<'_>) -> Output {
@@ -243,84 +242,6 @@ fn set_scheduled(pod: &mut Pod) {
     }
 }
 
-/// Streaming subresources: the object must exist (and a pod name its container and have
-/// a node; the log of an unscheduled pod is empty), but the kubelet connection itself is
-/// not available from this server.
-async fn connect(
-    store: &Arc<Store>,
-    namespace: &str,
-    req: &ResourceRequest<'_>,
-) -> Result<Reply, StatusError> {
-    let name = req.info.name.as_str();
-    let obj = store.get(namespace, name).await?;
-    let info = store.info();
-    if info.kind == "Node" {
-        return Err(StatusError::service_unavailable(format!(
-            "no kubelet connection for node {name}"
-        )));
-    }
-    let pod: Pod = serde_json::from_value(obj).map_err(StatusError::internal)?;
-    let spec = pod.spec.clone().unwrap_or_default();
-    let sub = req.info.subresource.as_str();
-    if matches!(sub, "log" | "exec" | "attach") {
-        check_container(&pod, req.query.get("container").map(String::as_str))?;
-    }
-    let unscheduled = spec.node_name.as_deref().is_none_or(str::is_empty);
-    if sub == "log" && unscheduled {
-        // Upstream streams nothing for a pod that has no node yet.
-        return Ok(Reply::full(
-            StatusCode::OK,
-            "text/plain",
-            bytes::Bytes::new(),
-        ));
-    }
-    if sub != "proxy" && unscheduled {
-        return Err(StatusError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        )));
-    }
-    Err(StatusError::service_unavailable(format!(
-        "no kubelet connection for pod {namespace}/{name}"
-    )))
-}
-
-/// Upstream's `validateContainer`: a named container must exist; without a name the pod
-/// must have exactly one.
-#[allow(clippy::result_large_err)]
-fn check_container(pod: &Pod, container: Option<&str>) -> Result<(), StatusError> {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let spec = pod.spec.clone().unwrap_or_default();
-    let all: Vec<String> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter())
-        .map(|c| c.name.clone())
-        .chain(
-            spec.ephemeral_containers
-                .iter()
-                .flatten()
-                .map(|c| c.name.clone()),
-        )
-        .collect();
-    match container.filter(|c| !c.is_empty()) {
-        Some(c) if all.iter().any(|n| n == c) => Ok(()),
-        Some(c) => Err(StatusError::bad_request(format!(
-            "container {c} is not valid for pod {name}"
-        ))),
-        None => match spec.containers.len() {
-            1 => Ok(()),
-            0 => Err(StatusError::bad_request(format!(
-                "a container name must be specified for pod {name}"
-            ))),
-            _ => Err(StatusError::bad_request(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                all.join(" ")
-            ))),
-        },
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::result_large_err)]
 mod tests {
@@ -335,21 +256,5 @@ mod tests {
         let c = &pod.status.as_ref().unwrap().conditions.as_ref().unwrap()[0];
         assert_eq!((c.status.as_str(), c.reason.as_deref()), ("True", None));
         assert!(c.last_transition_time.is_some());
-    }
-
-    #[test]
-    fn container_names() {
-        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "a"}, {"name": "b"}]}}))
-        .unwrap();
-        assert!(check_container(&pod, Some("a")).is_ok());
-        assert_eq!(
-            check_container(&pod, None).unwrap_err().message,
-            "a container name must be specified for pod p, choose one of: [a b]"
-        );
-        assert_eq!(
-            check_container(&pod, Some("z")).unwrap_err().message,
-            "container z is not valid for pod p"
-        );
     }
 }

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod containerd;
+pub use containerd::Containerd;
+
 /// The kube-apiserver binary under test: `$KUBE_APISERVER_BIN`, or the one built next to
 /// this test binary.
 pub fn apiserver_binary() -> PathBuf {
@@ -20,8 +23,12 @@ pub fn apiserver_binary() -> PathBuf {
 }
 
 /// A workspace binary built next to this test binary (`hack/test.sh` builds them all):
-/// target/<profile>/deps/<test> → target/<profile>/<name>.
+/// target/<profile>/deps/<test> → target/<profile>/<name>; or in `$INTEGRATION_BIN_DIR`
+/// (for a target dir shared by several checkouts, whose binaries overwrite each other).
 pub fn binary(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("INTEGRATION_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
     let exe = std::env::current_exe().expect("current exe");
     exe.parent()
         .and_then(Path::parent)
@@ -70,6 +77,12 @@ impl ControlPlane {
             &["system:masters"],
         ))?;
         admin.write(&pki_dir, "admin")?;
+        // As kubeadm: the API server's client certificate towards kubelets.
+        ca.issue(&pki::CertSpec::client(
+            "kube-apiserver-kubelet-client",
+            &["kubeadm:cluster-admins"],
+        ))?
+        .write(&pki_dir, "apiserver-kubelet-client")?;
         let port = free_port();
         let kubeconfig = dir.path().join("admin.kubeconfig");
         std::fs::write(
@@ -117,6 +130,14 @@ impl ControlPlane {
                 pki.join("apiserver.key").display()
             ))
             .arg(format!("--client-ca-file={}", pki.join("ca.crt").display()))
+            .arg(format!(
+                "--kubelet-client-certificate={}",
+                pki.join("apiserver-kubelet-client.crt").display()
+            ))
+            .arg(format!(
+                "--kubelet-client-key={}",
+                pki.join("apiserver-kubelet-client.key").display()
+            ))
             .args(&self.extra_args)
             .env(
                 "RUST_LOG",
