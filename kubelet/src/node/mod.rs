@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
-    NodeSystemInfo,
+    ContainerImage, DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints,
+    NodeSpec, NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
@@ -248,7 +248,7 @@ pub async fn run_status(ctx: Context, runtime_version: String) {
         }
         let now = Time(jiff::Timestamp::now());
         let health = runtime_health(&ctx).await;
-        let status = node_status(
+        let mut status = node_status(
             &ctx,
             &machine,
             &runtime_version,
@@ -256,6 +256,7 @@ pub async fn run_status(ctx: Context, runtime_version: String) {
             &conditions_now,
             &now,
         );
+        status.images = node_images(&ctx).await;
         if !registered {
             match register(&ctx, &nodes, status.clone()).await {
                 Ok(()) => {
@@ -301,6 +302,33 @@ pub async fn run_status(ctx: Context, runtime_version: String) {
             Err(e) => tracing::warn!(error = %e, "error updating node status"),
         }
     }
+}
+
+/// Upstream reports at most this many images in node status (nodeStatusMaxImages).
+const MAX_IMAGES: usize = 50;
+
+/// The node's images, largest first (upstream's images setter; the scheduler's
+/// ImageLocality reads them).
+async fn node_images(ctx: &Context) -> Option<Vec<ContainerImage>> {
+    let images = ctx
+        .cri
+        .image
+        .clone()
+        .list_images(cri::api::ListImagesRequest { filter: None })
+        .await
+        .ok()?
+        .into_inner()
+        .images;
+    let mut out: Vec<ContainerImage> = images
+        .into_iter()
+        .map(|i| ContainerImage {
+            names: Some(i.repo_digests.into_iter().chain(i.repo_tags).collect()),
+            size_bytes: i64::try_from(i.size).ok(),
+        })
+        .collect();
+    out.sort_by_key(|i| std::cmp::Reverse(i.size_bytes.unwrap_or(0)));
+    out.truncate(MAX_IMAGES);
+    Some(out)
 }
 
 /// Creates the Node; an existing one gets this kubelet's labels, taints and podCIDR merged in.

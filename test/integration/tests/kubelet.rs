@@ -87,6 +87,15 @@ async fn node_registers_ready_with_lease() {
     );
     assert_eq!(info.kubelet_version, "v1.33.0");
     assert!(!info.kernel_version.is_empty() && !info.os_image.is_empty());
+    let images = status.images.clone().unwrap_or_default();
+    assert!(
+        images.iter().any(|i| i
+            .names
+            .iter()
+            .flatten()
+            .any(|n| n == "docker.io/library/busybox:1.35")),
+        "{images:?}"
+    );
     let addresses = status.addresses.unwrap();
     assert!(addresses
         .iter()
