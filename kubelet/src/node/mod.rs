@@ -235,6 +235,7 @@ pub async fn run_status(ctx: Context, runtime_version: String) {
     let mut last_posted: Option<(serde_json::Value, Instant)> = None;
     let mut conditions_now: Vec<NodeCondition> = Vec::new();
     let mut registered = false;
+    let mut runtime_cidr: Option<String> = None;
     let mut tick = tokio::time::interval(
         ctx.config
             .node_status_update_frequency
@@ -291,8 +292,21 @@ pub async fn run_status(ctx: Context, runtime_version: String) {
             Ok(node) => {
                 conditions_now = status.conditions.clone().unwrap_or_default();
                 last_posted = Some((key, Instant::now()));
-                if node.status.is_none() {
-                    tracing::debug!("node status patch returned no status");
+                // Upstream hands the node's podCIDR (own or node-IPAM's) to the runtime.
+                let cidr = node.spec.as_ref().and_then(|s| s.pod_cidr.clone());
+                if cidr.is_some() && cidr != runtime_cidr {
+                    let request = cri::api::UpdateRuntimeConfigRequest {
+                        runtime_config: Some(cri::api::RuntimeConfig {
+                            network_config: Some(cri::api::NetworkConfig {
+                                pod_cidr: cidr.clone().unwrap_or_default(),
+                            }),
+                            ..Default::default()
+                        }),
+                    };
+                    match ctx.cri.runtime.clone().update_runtime_config(request).await {
+                        Ok(_) => runtime_cidr = cidr,
+                        Err(e) => tracing::warn!(error = %e.message(), "UpdateRuntimeConfig"),
+                    }
                 }
             }
             Err(kube::Error::Api(e)) if e.code == 404 => {
