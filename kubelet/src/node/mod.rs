@@ -300,7 +300,6 @@ pub async fn run_status(ctx: Context, runtime_version: String) {
                             network_config: Some(cri::api::NetworkConfig {
                                 pod_cidr: cidr.clone().unwrap_or_default(),
                             }),
-                            ..Default::default()
                         }),
                     };
                     match ctx.cri.runtime.clone().update_runtime_config(request).await {
