@@ -258,15 +258,28 @@ impl Store {
     /// one, possibly a moment stale as upstream's informer-backed lookups are; a miss is
     /// checked against storage, so an object created a moment ago is still found.
     pub async fn get_cached(&self, namespace: &str, name: &str) -> Result<Value, StatusError> {
+        let kv = self.get_cached_raw(namespace, name).await?;
+        self.decode_stored(&kv)
+    }
+
+    /// [`Store::get_cached`] without decoding: the stored bytes (storage version, no
+    /// resourceVersion inside), for lookups that read only a field or two.
+    pub async fn get_cached_raw(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<KeyValue, StatusError> {
         if let Some(cache) = &self.cache {
             let key = self.key(namespace, name);
             if let Ok((kvs, _)) = cache.list_from_cache(&key).await {
-                if let Some(kv) = kvs.iter().find(|kv| kv.key == key) {
-                    return self.decode_stored(kv);
+                if let Some(kv) = kvs.into_iter().find(|kv| kv.key == key) {
+                    return Ok(kv);
                 }
             }
         }
-        self.get(namespace, name).await
+        self.get_kv(namespace, name)
+            .await?
+            .ok_or_else(|| StatusError::not_found(&self.resource(), name))
     }
 
     /// A list for lookups on hot paths: served from the watch cache when there is one
