@@ -521,6 +521,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn self_signed_certificate_names_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_self_signed(dir.path(), "node-a", "10.1.2.3".parse().unwrap()).unwrap();
+        let certs = pki::certificates_from_pem(&dir.path().join("kubelet.crt")).unwrap();
+        // The serving certificate, then the CA that signed it.
+        assert_eq!(certs.len(), 2);
+        pki::private_key_from_pem(&dir.path().join("kubelet.key")).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&certs[0]).unwrap();
+        let names: Vec<String> = cert
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert!(names.iter().any(|n| n.contains("node-a")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "IPAddress(0a:01:02:03)"),
+            "{names:?}"
+        );
+    }
+
+    #[test]
     fn waiting_containers_have_no_log() {
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "p"},

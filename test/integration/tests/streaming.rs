@@ -483,6 +483,20 @@ async fn kubelet_api() -> Result<()> {
     assert!(metrics.contains("kubelet_running_pods 1"), "{metrics}");
     assert!(metrics.contains("kubelet_running_containers{container_state=\"running\"} 1"));
 
+    // /run: a command run to completion (POST, no streaming).
+    let empty = c.cp.dir.path().join("empty");
+    std::fs::write(&empty, "")?;
+    assert_eq!(
+        c.kubectl_out(&[
+            "create",
+            "--raw",
+            &format!("/api/v1/nodes/{NODE}/proxy/run/default/idle/main?cmd=echo+ran"),
+            "-f",
+            &empty.display().to_string(),
+        ])?,
+        "ran\n"
+    );
+
     // The kubelet's own authentication: certificates from the cluster CA, nobody else.
     let kubelet = format!("https://127.0.0.1:{}", c.kubelet_port);
     let admin = c.cp.pki_dir();
