@@ -826,12 +826,12 @@ impl VolumeManager {
             let mut synced = false;
             while let Some(event) = events.next().await {
                 let changed = match event {
+                    // The object as of the (re)list: it may have changed between the
+                    // setup's read and the start of this watch, or while the watch was
+                    // broken. A refresh of unchanged content writes nothing.
                     Ok(watcher::Event::InitDone) => {
-                        // The first list only confirms what setup read; a re-list after a
-                        // broken watch may hide a change, so refresh then.
-                        let first = !synced;
                         synced = true;
-                        !first
+                        true
                     }
                     Ok(watcher::Event::Apply(_)) | Ok(watcher::Event::Delete(_)) => synced,
                     Ok(_) => false,
