@@ -41,15 +41,6 @@ pub trait ProbeResults: Send + Sync {
     fn started(&self, uid: &str, container: &str) -> bool;
 }
 
-impl ProbeResults for crate::prober::ProbeManager {
-    fn ready(&self, uid: &str, container: &str) -> bool {
-        crate::prober::ProbeManager::ready(self, uid, container)
-    }
-    fn started(&self, uid: &str, container: &str) -> bool {
-        crate::prober::ProbeManager::started(self, uid, container)
-    }
-}
-
 /// No prober: running means ready and started.
 pub struct NoProbes;
 

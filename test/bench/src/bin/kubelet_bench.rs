@@ -107,7 +107,9 @@ async fn main() -> Result<()> {
     let client = ::client::config::client(Some(&args.kubeconfig), "kubelet-bench").await?;
     let cri = cri::connect(&args.cri_endpoint).await?;
     let pods: Api<Pod> = Api::namespaced(client, &args.namespace);
-    let names: Vec<String> = (0..args.pods).map(|i| format!("kubelet-bench-{i}")).collect();
+    let names: Vec<String> = (0..args.pods)
+        .map(|i| format!("kubelet-bench-{i}"))
+        .collect();
 
     // Watch first, so no transition is missed; the watcher's initial list is empty.
     let config = watcher::Config::default().labels("app=kubelet-bench");
@@ -133,7 +135,11 @@ async fn main() -> Result<()> {
         let next = tokio::time::timeout_at(deadline.into(), events.try_next()).await;
         let event = match next {
             Ok(event) => event?,
-            Err(_) => bail!("only {} of {} pods started within 120 s", started.len(), names.len()),
+            Err(_) => bail!(
+                "only {} of {} pods started within 120 s",
+                started.len(),
+                names.len()
+            ),
         };
         let Some(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) = event else {
             continue;
@@ -169,7 +175,10 @@ async fn main() -> Result<()> {
     let mut remaining: Vec<String> = uids.values().cloned().collect();
     while !remaining.is_empty() {
         if Instant::now() > deadline {
-            bail!("{} pods still have running containers after 120 s", remaining.len());
+            bail!(
+                "{} pods still have running containers after 120 s",
+                remaining.len()
+            );
         }
         let mut still = Vec::new();
         for uid in remaining {
