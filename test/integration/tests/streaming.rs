@@ -10,31 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use integration::containerd::Containerd;
+use integration::node::CgroupRoot;
 use integration::{free_port, ControlPlane};
 
 const NODE: &str = "stream-node";
-
-/// A private cgroup root for the kubelet's pods, removed at the end.
-struct CgroupRoot(String);
-
-impl Drop for CgroupRoot {
-    fn drop(&mut self) {
-        for dir in kubelet::cm::hierarchy_dirs(&self.0) {
-            remove_cgroup_tree(&dir);
-        }
-    }
-}
-
-fn remove_cgroup_tree(dir: &std::path::Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
-}
 
 /// Field order is drop order: the kubelet (in `cp`) stops first, then containerd removes
 /// the pods, then the cgroups go.
@@ -261,6 +240,13 @@ async fn kubectl_logs() -> Result<()> {
     wait_for("the first lines", Duration::from_secs(20), || {
         c.kubectl_out(&["logs", "logger"])
             .is_ok_and(|l| l.contains("four"))
+    })
+    .with_context(|| {
+        format!(
+            "{:?}\n{}",
+            c.kubectl_out(&["logs", "logger"]),
+            c.cp.component_log("kubelet")
+        )
     })?;
     assert_eq!(
         c.kubectl_out(&["logs", "logger"])?,
@@ -315,6 +301,18 @@ async fn kubectl_logs() -> Result<()> {
     );
 
     // Errors keep upstream's messages.
+    c.cp.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: imageless\nspec:\n  nodeName: {NODE}\n\
+         \x20 containers:\n  - name: main\n    image: example.invalid/nothing:1\n\
+         \x20   imagePullPolicy: Never\n"
+    ))?;
+    wait_for("the image error", Duration::from_secs(30), || {
+        c.cp.kubectl(&["logs", "imageless"]).is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stderr).contains(
+                "container \"main\" in pod \"imageless\" is waiting to start: ErrImageNeverPull",
+            )
+        })
+    })?;
     let out = c.cp.kubectl(&["logs", "logger", "-c", "nope"])?;
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("container nope is not valid for pod logger")
