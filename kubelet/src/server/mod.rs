@@ -1,8 +1,8 @@
 //! The kubelet API (upstream's pkg/kubelet/server): HTTPS on `address:port` (10250) with
 //! the serving certificate, client certificates verified against
 //! `authentication.x509.clientCAFile`, anonymous requests only when
-//! `authentication.anonymous.enabled`; and the plain-HTTP healthz endpoint on
-//! `healthzBindAddress:healthzPort` (127.0.0.1:10248).
+//! `authentication.anonymous.enabled`. (The plain-HTTP healthz endpoint on
+//! `healthzBindAddress:healthzPort` is `crate::healthz`.)
 //!
 //! Endpoints: `/healthz`, `/pods`, `/metrics`, `/metrics/resource`, `/stats/summary`,
 //! `/containerLogs/{ns}/{pod}/{container}`, `/exec|attach/{ns}/{pod}/{container}`,
@@ -75,7 +75,7 @@ pub(crate) struct Server {
     stats: stats::CpuSampler,
 }
 
-/// Serves the kubelet API and the healthz endpoint until `ctx.shutdown` is cancelled.
+/// Serves the kubelet API until `ctx.shutdown` is cancelled.
 pub async fn serve(ctx: Context, pods: PodsFn) -> Result<(), ServerError> {
     let tls = tls_config(&ctx)?;
     let addr = listen_addr(&ctx.config.address, ctx.config.port)?;
@@ -85,19 +85,6 @@ pub async fn serve(ctx: Context, pods: PodsFn) -> Result<(), ServerError> {
             addr: addr.to_string(),
             source,
         })?;
-    let healthz = if ctx.config.healthz_port > 0 {
-        let addr = listen_addr(&ctx.config.healthz_bind_address, ctx.config.healthz_port)?;
-        Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Listen {
-                    addr: addr.to_string(),
-                    source,
-                })?,
-        )
-    } else {
-        None
-    };
     tracing::info!(%addr, "kubelet server listening");
     let server = Arc::new(Server {
         anonymous: ctx.config.authentication.anonymous.enabled,
@@ -105,9 +92,6 @@ pub async fn serve(ctx: Context, pods: PodsFn) -> Result<(), ServerError> {
         pods,
         stats: stats::CpuSampler::default(),
     });
-    if let Some(listener) = healthz {
-        tokio::spawn(serve_healthz(listener, ctx.shutdown.clone()));
-    }
     serve_tls(server, listener, tls).await;
     Ok(())
 }
@@ -117,30 +101,6 @@ fn listen_addr(address: &str, port: u16) -> Result<SocketAddr, ServerError> {
         .parse()
         .map_err(|_| ServerError::Address(address.to_string()))?;
     Ok(SocketAddr::new(ip, port))
-}
-
-async fn serve_healthz(listener: TcpListener, shutdown: tokio_util::sync::CancellationToken) {
-    loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(_) => continue,
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let resp = match req.uri().path() {
-                    "/healthz" => text(StatusCode::OK, "ok"),
-                    _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
-                };
-                Ok::<_, Infallible>(resp)
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), svc)
-                .await;
-        });
-    }
 }
 
 async fn serve_tls(server: Arc<Server>, listener: TcpListener, tls: rustls::ServerConfig) {
@@ -509,9 +469,13 @@ fn waiting_message(pod: &Pod, container: &str, previous: bool) -> Option<String>
         // A restarting container still has the log of its last run.
         return None;
     }
+    let why = match waiting.reason.as_deref().unwrap_or_default() {
+        "ErrImagePull" => "image can't be pulled".to_string(),
+        "ErrImagePullBackOff" | "ImagePullBackOff" => "trying and failing to pull image".into(),
+        other => other.to_string(),
+    };
     Some(format!(
-        "container {container:?} in pod {name:?} is waiting to start: {}",
-        waiting.reason.clone().unwrap_or_default()
+        "container {container:?} in pod {name:?} is waiting to start: {why}"
     ))
 }
 
@@ -519,6 +483,31 @@ fn waiting_message(pod: &Pod, container: &str, previous: bool) -> Option<String>
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn self_signed_certificate_names_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_self_signed(dir.path(), "node-a", "10.1.2.3".parse().unwrap()).unwrap();
+        let certs = pki::certificates_from_pem(&dir.path().join("kubelet.crt")).unwrap();
+        // The serving certificate, then the CA that signed it.
+        assert_eq!(certs.len(), 2);
+        pki::private_key_from_pem(&dir.path().join("kubelet.key")).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&certs[0]).unwrap();
+        let names: Vec<String> = cert
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert!(names.iter().any(|n| n.contains("node-a")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "IPAddress(0a:01:02:03)"),
+            "{names:?}"
+        );
+    }
 
     #[test]
     fn waiting_containers_have_no_log() {

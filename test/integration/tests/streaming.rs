@@ -1,28 +1,27 @@
 //! The kubelet API and the API server's streaming subresources, end to end with the real
 //! kubectl: logs (-f, --tail, --previous, --timestamps, --limit-bytes), exec (with and
 //! without stdin, exit codes), attach, port-forward, cp, nodes/proxy, and the kubelet's
-//! client-certificate authentication. A private containerd runs the containers; the
-//! kubelet runs with its server on free ports; the pods' containers are created through
-//! the CRI with the labels the kubelet's pod workers write, so these tests exercise the
-//! server and the proxying independently of the pod lifecycle.
+//! client-certificate authentication. A private containerd runs the containers; our
+//! kubelet registers the node, runs the pods bound to it and serves its API on free ports.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use cri::api;
-use cri::labels;
 use integration::containerd::Containerd;
+use integration::node::CgroupRoot;
 use integration::{free_port, ControlPlane};
 
 const NODE: &str = "stream-node";
 
+/// Field order is drop order: the kubelet (in `cp`) stops first, then containerd removes
+/// the pods, then the cgroups go.
 struct Cluster {
     cp: ControlPlane,
-    containerd: Containerd,
+    _containerd: Containerd,
+    _cgroups: CgroupRoot,
     kubelet_port: u16,
-    logs_dir: std::path::PathBuf,
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
@@ -37,23 +36,26 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Resul
 }
 
 async fn cluster() -> Result<Cluster> {
-    let mut cp = ControlPlane::start()?;
+    let cgroups = CgroupRoot(format!("/k8s-rs-stream-{}", std::process::id()));
     let containerd = Containerd::start()?;
+    let mut cp = ControlPlane::start()?;
     let kubelet_port = free_port();
     let healthz_port = free_port();
     let root = cp.dir.path().join("kubelet");
-    let logs_dir = root.join("pod-logs");
-    std::fs::create_dir_all(&logs_dir)?;
+    std::fs::create_dir_all(&root)?;
     let config = root.join("config.yaml");
     std::fs::write(
         &config,
         format!(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
              address: 127.0.0.1\nport: {kubelet_port}\nhealthzPort: {healthz_port}\n\
-             containerRuntimeEndpoint: {}\npodLogsDir: {}\n\
+             containerRuntimeEndpoint: {}\npodLogsDir: {}\ncgroupRoot: {}\npodCIDR: {}\n\
+             nodeStatusUpdateFrequency: 2s\nsyncFrequency: 10s\n\
              authentication:\n  anonymous:\n    enabled: false\n  x509:\n    clientCAFile: {}\n",
             containerd.endpoint(),
-            logs_dir.display(),
+            root.join("pod-logs").display(),
+            cgroups.0,
+            containerd.subnet(),
             cp.pki_dir().join("ca.crt").display()
         ),
     )?;
@@ -63,7 +65,7 @@ async fn cluster() -> Result<Cluster> {
             &format!("--config={}", config.display()),
             "--node-ip=127.0.0.1",
             &format!("--hostname-override={NODE}"),
-            &format!("--root-dir={}", root.display()),
+            &format!("--root-dir={}", root.join("root").display()),
         ],
     )?;
     let healthz = format!("127.0.0.1:{healthz_port}");
@@ -71,35 +73,19 @@ async fn cluster() -> Result<Cluster> {
         http_get(&healthz, "/healthz").is_ok_and(|b| b == "ok")
     })
     .with_context(|| cp.component_log("kubelet"))?;
-    // Until the kubelet registers its Node, the test does, with the addresses the kubelet
-    // would report.
-    if cp
-        .kubectl(&["get", "node", NODE])
-        .map(|o| !o.status.success())?
-    {
-        cp.apply(&format!(
-            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {NODE}\n"
-        ))?;
-    }
-    cp.kubectl_ok(&[
-        "patch",
-        "node",
-        NODE,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &serde_json::json!({"status": {
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                          {"type": "Hostname", "address": NODE}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
-        }})
-        .to_string(),
-    ])?;
+    wait_for("the node to register", Duration::from_secs(30), || {
+        cp.jsonpath(
+            &["get", "node", NODE],
+            "{.status.daemonEndpoints.kubeletEndpoint.Port}",
+        )
+        .is_ok_and(|p| p == kubelet_port.to_string())
+    })
+    .with_context(|| cp.component_log("kubelet"))?;
     Ok(Cluster {
         cp,
-        containerd,
+        _containerd: containerd,
+        _cgroups: cgroups,
         kubelet_port,
-        logs_dir,
     })
 }
 
@@ -120,150 +106,29 @@ fn http_get(addr: &str, path: &str) -> Result<String> {
     Ok(body.to_string())
 }
 
-struct PodContainer {
-    sandbox: String,
-}
-
 impl Cluster {
-    /// A Pod bound to the node in the API, and its sandbox plus container `main` (restart
-    /// `attempt`) running `sh -c script` in containerd, labelled as the kubelet does.
-    async fn pod(&self, name: &str, script: &str, ports: &[i32]) -> Result<PodContainer> {
-        let ports_yaml: String = ports
-            .iter()
-            .map(|p| format!("\n    - containerPort: {p}"))
-            .collect();
-        let ports_yaml = if ports.is_empty() {
-            String::new()
-        } else {
-            format!("\n    ports:{ports_yaml}")
-        };
+    /// A pod bound to the node with one busybox container `main` running `sh -c script`
+    /// (and `extra` YAML appended to the container), once it runs.
+    fn pod(&self, name: &str, script: &str, extra: &str) -> Result<()> {
         self.cp.apply(&format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\n\
-             spec:\n  nodeName: {NODE}\n  containers:\n  - name: main\n    image: busybox:1.35\n\
-             \x20   imagePullPolicy: IfNotPresent\n    command: [sh, -c, {script:?}]{ports_yaml}\n"
+             spec:\n  nodeName: {NODE}\n  terminationGracePeriodSeconds: 1\n  containers:\n\
+             \x20 - name: main\n    image: busybox:1.35\n    imagePullPolicy: IfNotPresent\n\
+             \x20   command: [sh, -c, {script:?}]\n{extra}"
         ))?;
-        let uid = self.cp.jsonpath(&["get", "pod", name], "{.metadata.uid}")?;
-        let sandbox = self.sandbox(name, &uid).await?;
-        self.container(&sandbox, name, &uid, 0, script, true)
-            .await?;
-        // The status the kubelet would report (kubectl port-forward wants Running).
-        let ip = self
-            .containerd
-            .cri()
-            .await?
-            .runtime
-            .pod_sandbox_status(api::PodSandboxStatusRequest {
-                pod_sandbox_id: sandbox.clone(),
-                verbose: false,
-            })
-            .await?
-            .into_inner()
-            .status
-            .and_then(|s| s.network)
-            .map(|n| n.ip)
-            .unwrap_or_default();
-        self.cp.kubectl_ok(&[
-            "patch",
-            "pod",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &serde_json::json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}})
-                .to_string(),
-        ])?;
-        Ok(PodContainer { sandbox })
-    }
-
-    fn sandbox_config(&self, name: &str, uid: &str) -> api::PodSandboxConfig {
-        let log_dir = self.logs_dir.join(format!("default_{name}_{uid}"));
-        let _ = std::fs::create_dir_all(&log_dir);
-        api::PodSandboxConfig {
-            metadata: Some(api::PodSandboxMetadata {
-                name: name.into(),
-                uid: uid.into(),
-                namespace: "default".into(),
-                attempt: 0,
-            }),
-            hostname: name.into(),
-            log_directory: log_dir.display().to_string(),
-            labels: pod_labels(name, uid),
-            linux: Some(api::LinuxPodSandboxConfig::default()),
-            ..Default::default()
-        }
-    }
-
-    async fn sandbox(&self, name: &str, uid: &str) -> Result<String> {
-        let mut runtime = self.containerd.cri().await?.runtime;
-        Ok(runtime
-            .run_pod_sandbox(api::RunPodSandboxRequest {
-                config: Some(self.sandbox_config(name, uid)),
-                runtime_handler: String::new(),
-            })
-            .await
-            .with_context(|| self.containerd.log())?
-            .into_inner()
-            .pod_sandbox_id)
-    }
-
-    async fn container(
-        &self,
-        sandbox: &str,
-        name: &str,
-        uid: &str,
-        attempt: u32,
-        script: &str,
-        stdin: bool,
-    ) -> Result<String> {
-        let mut runtime = self.containerd.cri().await?.runtime;
-        let mut container_labels = pod_labels(name, uid);
-        container_labels.insert(labels::CONTAINER_NAME.into(), "main".into());
-        let id = runtime
-            .create_container(api::CreateContainerRequest {
-                pod_sandbox_id: sandbox.into(),
-                config: Some(api::ContainerConfig {
-                    metadata: Some(api::ContainerMetadata {
-                        name: "main".into(),
-                        attempt,
-                    }),
-                    image: Some(api::ImageSpec {
-                        image: "docker.io/library/busybox:1.35".into(),
-                        ..Default::default()
-                    }),
-                    command: vec!["sh".into(), "-c".into(), script.into()],
-                    log_path: format!("main/{attempt}.log"),
-                    labels: container_labels,
-                    stdin,
-                    linux: Some(api::LinuxContainerConfig::default()),
-                    ..Default::default()
-                }),
-                sandbox_config: Some(self.sandbox_config(name, uid)),
-            })
-            .await
-            .with_context(|| self.containerd.log())?
-            .into_inner()
-            .container_id;
-        runtime
-            .start_container(api::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await?;
-        Ok(id)
-    }
-
-    async fn remove(&self, pod: &PodContainer) -> Result<()> {
-        let mut runtime = self.containerd.cri().await?.runtime;
-        runtime
-            .stop_pod_sandbox(api::StopPodSandboxRequest {
-                pod_sandbox_id: pod.sandbox.clone(),
-            })
-            .await?;
-        runtime
-            .remove_pod_sandbox(api::RemovePodSandboxRequest {
-                pod_sandbox_id: pod.sandbox.clone(),
-            })
-            .await?;
-        Ok(())
+        wait_for(
+            &format!("pod {name} to run"),
+            Duration::from_secs(40),
+            || {
+                self.cp
+                    .jsonpath(
+                        &["get", "pod", name],
+                        "{.status.phase}/{.status.containerStatuses[0].state.running.startedAt}",
+                    )
+                    .is_ok_and(|s| s.starts_with("Running/") && s.len() > "Running/".len())
+            },
+        )
+        .with_context(|| self.cp.component_log("kubelet"))
     }
 
     fn kubectl_out(&self, args: &[&str]) -> Result<String> {
@@ -280,18 +145,6 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()?)
     }
-}
-
-fn pod_labels(name: &str, uid: &str) -> std::collections::HashMap<String, String> {
-    [
-        (labels::POD_NAME, name),
-        (labels::POD_NAMESPACE, "default"),
-        (labels::POD_UID, uid),
-        (labels::MANAGED, labels::MANAGED_VALUE),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
 }
 
 /// Reads lines from a child's stdout (in a thread) until one satisfies `f`.
@@ -367,17 +220,33 @@ fn stderr_of(mut child: Child) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_logs() -> Result<()> {
     let c = cluster().await?;
-    let pod = c
-        .pod(
-            "logger",
-            "echo one; echo two >&2; printf 'thr'; sleep 0.2; echo ee; echo four; \
-             while [ ! -f /tmp/go ]; do sleep 0.1; done; echo later; exec sleep 3600",
-            &[],
-        )
-        .await?;
+    // A container that restarts once (its emptyDir remembers the first run), started
+    // first so that its restart back-off overlaps the other checks.
+    c.cp.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: restarter\nspec:\n  nodeName: {NODE}\n\
+         \x20 terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n\
+         \x20   image: busybox:1.35\n    imagePullPolicy: IfNotPresent\n\
+         \x20   command: [sh, -c, 'if [ -f /data/ran ]; then echo second run; exec sleep 3600; fi; \
+         touch /data/ran; echo first run; exit 1']\n\
+         \x20   volumeMounts: [{{name: data, mountPath: /data}}]\n\
+         \x20 volumes: [{{name: data, emptyDir: {{}}}}]\n"
+    ))?;
+    c.pod(
+        "logger",
+        "echo one; echo two >&2; printf 'thr'; sleep 0.2; echo ee; echo four; \
+         while [ ! -f /tmp/go ]; do sleep 0.1; done; echo later; exec sleep 3600",
+        "",
+    )?;
     wait_for("the first lines", Duration::from_secs(20), || {
         c.kubectl_out(&["logs", "logger"])
             .is_ok_and(|l| l.contains("four"))
+    })
+    .with_context(|| {
+        format!(
+            "{:?}\n{}",
+            c.kubectl_out(&["logs", "logger"]),
+            c.cp.component_log("kubelet")
+        )
     })?;
     assert_eq!(
         c.kubectl_out(&["logs", "logger"])?,
@@ -421,44 +290,44 @@ async fn kubectl_logs() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let uid =
-        c.cp.jsonpath(&["get", "pod", "logger"], "{.metadata.uid}")?;
-    c.container(
-        &pod.sandbox,
-        "logger",
-        &uid,
-        1,
-        "echo second run; exec sleep 3600",
-        false,
-    )
-    .await?;
-    wait_for("the new instance's log", Duration::from_secs(20), || {
-        c.kubectl_out(&["logs", "logger"])
+    wait_for("the restarted container", Duration::from_secs(40), || {
+        c.kubectl_out(&["logs", "restarter"])
             .is_ok_and(|l| l == "second run\n")
-    })?;
-    assert!(c
-        .kubectl_out(&["logs", "logger", "--previous"])?
-        .starts_with("one\n"));
+    })
+    .with_context(|| c.cp.component_log("kubelet"))?;
+    assert_eq!(
+        c.kubectl_out(&["logs", "restarter", "--previous"])?,
+        "first run\n"
+    );
 
     // Errors keep upstream's messages.
+    c.cp.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: imageless\nspec:\n  nodeName: {NODE}\n\
+         \x20 containers:\n  - name: main\n    image: example.invalid/nothing:1\n\
+         \x20   imagePullPolicy: Never\n"
+    ))?;
+    wait_for("the image error", Duration::from_secs(30), || {
+        c.cp.kubectl(&["logs", "imageless"]).is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stderr).contains(
+                "container \"main\" in pod \"imageless\" is waiting to start: ErrImageNeverPull",
+            )
+        })
+    })?;
     let out = c.cp.kubectl(&["logs", "logger", "-c", "nope"])?;
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("container nope is not valid for pod logger")
     );
-    c.remove(&pod).await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_exec_attach_cp() -> Result<()> {
     let c = cluster().await?;
-    let pod = c
-        .pod(
-            "shell",
-            "while read line; do echo \"got $line\"; done; exec sleep 3600",
-            &[],
-        )
-        .await?;
+    c.pod(
+        "shell",
+        "while read line; do echo \"got $line\"; done; exec sleep 3600",
+        "    stdin: true\n",
+    )?;
     wait_for("exec", Duration::from_secs(20), || {
         c.kubectl_out(&["exec", "shell", "--", "echo", "hello"])
             .is_ok_and(|o| o == "hello\n")
@@ -542,20 +411,17 @@ async fn kubectl_exec_attach_cp() -> Result<()> {
     let out =
         c.cp.kubectl(&["exec", "shell", "-c", "nope", "--", "true"])?;
     assert!(!out.status.success());
-    c.remove(&pod).await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_port_forward() -> Result<()> {
     let c = cluster().await?;
-    let pod = c
-        .pod(
-            "web",
-            "mkdir -p /www && echo hello-from-pod > /www/index.html && exec httpd -f -p 8080 -h /www",
-            &[8080],
-        )
-        .await?;
+    c.pod(
+        "web",
+        "mkdir -p /www && echo hello-from-pod > /www/index.html && exec httpd -f -p 8080 -h /www",
+        "    ports: [{containerPort: 8080}]\n",
+    )?;
     let local = free_port();
     let pf = c.spawn_kubectl(&["port-forward", "pod/web", &format!("{local}:8080")])?;
     let addr = format!("127.0.0.1:{local}");
@@ -580,14 +446,13 @@ async fn kubectl_port_forward() -> Result<()> {
             "hello-from-pod\n"
         );
     }
-    c.remove(&pod).await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubelet_api() -> Result<()> {
     let c = cluster().await?;
-    let pod = c.pod("idle", "exec sleep 3600", &[]).await?;
+    c.pod("idle", "exec sleep 3600", "")?;
     let raw =
         |path: &str| c.kubectl_out(&["get", "--raw", &format!("/api/v1/nodes/{NODE}/proxy{path}")]);
     assert_eq!(raw("/healthz")?, "ok");
@@ -616,6 +481,20 @@ async fn kubelet_api() -> Result<()> {
     assert!(metrics.contains("kubelet_running_pods 1"), "{metrics}");
     assert!(metrics.contains("kubelet_running_containers{container_state=\"running\"} 1"));
 
+    // /run: a command run to completion (POST, no streaming).
+    let empty = c.cp.dir.path().join("empty");
+    std::fs::write(&empty, "")?;
+    assert_eq!(
+        c.kubectl_out(&[
+            "create",
+            "--raw",
+            &format!("/api/v1/nodes/{NODE}/proxy/run/default/idle/main?cmd=echo+ran"),
+            "-f",
+            &empty.display().to_string(),
+        ])?,
+        "ran\n"
+    );
+
     // The kubelet's own authentication: certificates from the cluster CA, nobody else.
     let kubelet = format!("https://127.0.0.1:{}", c.kubelet_port);
     let admin = c.cp.pki_dir();
@@ -637,6 +516,5 @@ async fn kubelet_api() -> Result<()> {
         ])?,
         "200"
     );
-    c.remove(&pod).await?;
     Ok(())
 }
