@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KubeletConfiguration;
+use crate::images::gc;
 use crate::kuberuntime::RuntimeManager;
 use crate::node;
 use crate::options::Options;
@@ -58,6 +59,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         shutdown.clone(),
     );
     let runtime_manager = RuntimeManager::new(ctx.clone(), events.clone());
+    let node_events = events.clone();
     let (probe_updates, mut probe_updates_rx) = tokio::sync::mpsc::unbounded_channel();
     let (probe_events, mut probe_events_rx) =
         tokio::sync::mpsc::unbounded_channel::<crate::prober::ProbeEvent>();
@@ -117,6 +119,26 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         format!("{runtime}://{runtime_version}"),
     ));
     tasks.spawn(node::run_lease(ctx.clone()));
+    // The runtime's own sandbox image is never collected (upstream asks the runtime too).
+    let sandbox_image = gc::runtime_sandbox_image(&ctx.cri)
+        .await
+        .unwrap_or_else(|| "registry.k8s.io/pause:3.10".to_string());
+    let image_gc = gc::ImageGcManager::new(
+        ctx.cri.clone(),
+        gc::ImageGcPolicy::from_config(&ctx.config),
+        sandbox_image,
+    );
+    let node_ref = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(ctx.node_name.clone()),
+        ..Default::default()
+    };
+    tasks.spawn(
+        image_gc.run(gc::IMAGE_GC_PERIOD, shutdown.clone(), move |e| {
+            node_events.warning(node_ref.clone(), e.reason, "GarbageCollect", e.message)
+        }),
+    );
     tasks.spawn(crate::pod::source::run(Arc::clone(&pods)));
     tasks.spawn(crate::pod::file::run(Arc::clone(&pods)));
     tasks.spawn(crate::pod::pleg::run(Arc::clone(&pods)));
