@@ -254,27 +254,8 @@ impl RuntimeManager {
     /// Everything the runtime has for pod `uid`.
     pub async fn inspect(&self, uid: &str) -> Result<RuntimePod, RuntimeError> {
         let selector = HashMap::from([(labels::POD_UID.to_string(), uid.to_string())]);
+        let (sandboxes, containers) = self.ctx.cri.list_labelled(selector).await?;
         let mut rt = self.runtime();
-        let sandboxes = rt
-            .list_pod_sandbox(api::ListPodSandboxRequest {
-                filter: Some(api::PodSandboxFilter {
-                    label_selector: selector.clone(),
-                    ..Default::default()
-                }),
-            })
-            .await?
-            .into_inner()
-            .items;
-        let containers = rt
-            .list_containers(api::ListContainersRequest {
-                filter: Some(api::ContainerFilter {
-                    label_selector: selector,
-                    ..Default::default()
-                }),
-            })
-            .await?
-            .into_inner()
-            .containers;
         let mut out = RuntimePod::default();
         for s in sandboxes {
             let ready = s.state == PodSandboxState::SandboxReady as i32;

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cri::api;
 use cri::labels;
 use parking_lot::Mutex;
 
@@ -22,27 +21,7 @@ async fn relist(mgr: &PodManager) -> Result<BTreeMap<String, Fingerprint>, tonic
         labels::MANAGED.to_string(),
         labels::MANAGED_VALUE.to_string(),
     )]);
-    let mut rt = mgr.ctx.cri.runtime.clone();
-    let sandboxes = rt
-        .list_pod_sandbox(api::ListPodSandboxRequest {
-            filter: Some(api::PodSandboxFilter {
-                label_selector: selector.clone(),
-                ..Default::default()
-            }),
-        })
-        .await?
-        .into_inner()
-        .items;
-    let containers = rt
-        .list_containers(api::ListContainersRequest {
-            filter: Some(api::ContainerFilter {
-                label_selector: selector,
-                ..Default::default()
-            }),
-        })
-        .await?
-        .into_inner()
-        .containers;
+    let (sandboxes, containers) = mgr.ctx.cri.list_labelled(selector).await?;
     let mut out: BTreeMap<String, Fingerprint> = BTreeMap::new();
     for s in sandboxes {
         if let Some(uid) = s.labels.get(labels::POD_UID) {

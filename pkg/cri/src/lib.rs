@@ -5,6 +5,7 @@
 
 pub mod labels;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use api::image_service_client::ImageServiceClient;
@@ -85,6 +86,35 @@ pub fn connect_lazy(endpoint: &str) -> Result<Cri, Error> {
 }
 
 impl Cri {
+    /// The sandboxes and the containers whose labels include all of `selector`.
+    pub async fn list_labelled(
+        &self,
+        selector: HashMap<String, String>,
+    ) -> Result<(Vec<api::PodSandbox>, Vec<api::Container>), tonic::Status> {
+        let mut runtime = self.runtime.clone();
+        let sandboxes = runtime
+            .list_pod_sandbox(api::ListPodSandboxRequest {
+                filter: Some(api::PodSandboxFilter {
+                    label_selector: selector.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner()
+            .items;
+        let containers = runtime
+            .list_containers(api::ListContainersRequest {
+                filter: Some(api::ContainerFilter {
+                    label_selector: selector,
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner()
+            .containers;
+        Ok((sandboxes, containers))
+    }
+
     /// `Version` of the runtime: (runtime name, runtime version), e.g. ("containerd", "1.6.20").
     pub async fn version(&self) -> Result<(String, String), Error> {
         let v = self
