@@ -546,3 +546,130 @@ spec:
     }
     assert!(mounted_under(root.path()).is_empty());
 }
+
+/// The ServiceAccount admission plugin gives a pod the `kube-api-access-*` volume, the
+/// root CA publisher provides its `kube-root-ca.crt`, and the volume manager turns it into
+/// the files a client inside the pod reads (token, ca.crt, namespace).
+#[tokio::test]
+async fn service_account_api_access_volume() {
+    if !is_root() {
+        eprintln!("skipped: needs root for tmpfs mounts");
+        return;
+    }
+    let mut cp = ControlPlane::start_with(&["--enable-admission-plugins=ServiceAccount"]).unwrap();
+    cp.start_component(
+        "kube-controller-manager",
+        &[
+            "--controllers=serviceaccount,root-ca-cert-publisher",
+            "--leader-elect=false",
+        ],
+    )
+    .unwrap();
+    let client = cp.client().await.unwrap();
+    let ca = read(&cp.pki_dir().join("ca.crt"));
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let published = || async {
+        cms.get_opt("kube-root-ca.crt")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|cm| cm.data)
+            .and_then(|d| d.get("ca.crt").cloned())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while published().await.as_deref() != Some(ca.as_str()) {
+        assert!(
+            Instant::now() < deadline,
+            "kube-root-ca.crt not published\n{}",
+            cp.component_log("kube-controller-manager")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Put back after a change and after a deletion.
+    cms.patch(
+        "kube-root-ca.crt",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"data": {"ca.crt": "bogus"}})),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while published().await.as_deref() != Some(ca.as_str()) {
+        assert!(Instant::now() < deadline, "kube-root-ca.crt not restored");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cp.kubectl_ok(&["delete", "configmap", "kube-root-ca.crt"])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while published().await.as_deref() != Some(ca.as_str()) {
+        assert!(Instant::now() < deadline, "kube-root-ca.crt not recreated");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The default service account appears (serviceaccount controller), then pods pass.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cp.kubectl(&["get", "sa", "default"]).unwrap().status.code() != Some(0) {
+        assert!(Instant::now() < deadline, "no default service account");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pod = create_pod(
+        &cp,
+        "api",
+        "apiVersion: v1
+kind: Pod
+metadata: {name: api}
+spec:
+  containers: [{name: c, image: busybox}]
+",
+    )
+    .await;
+    let spec = pod.spec.clone().unwrap();
+    assert_eq!(spec.service_account_name.as_deref(), Some("default"));
+    let volume = &spec.volumes.as_ref().unwrap()[0];
+    assert!(
+        volume.name.starts_with("kube-api-access-"),
+        "{}",
+        volume.name
+    );
+    let mount = &spec.containers[0].volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(
+        mount.mount_path,
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
+    assert_eq!(mount.read_only, Some(true));
+
+    let root = tempfile::tempdir().unwrap();
+    let vm = VolumeManager::new(root.path().to_path_buf(), client.clone(), "node-1");
+    let volumes = vm.setup(&pod).await.unwrap();
+    let mounts = volumes.container_mounts(&spec.containers[0]).unwrap();
+    let dir = PathBuf::from(&mounts[0].host_path);
+    assert!(mounts[0].readonly);
+    assert_eq!(read(&dir.join("ca.crt")), ca);
+    assert_eq!(read(&dir.join("namespace")), "default");
+    let token = read(&dir.join("token"));
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig=/dev/null")
+        .arg(format!("--server=https://127.0.0.1:{}", cp.port))
+        .arg(format!(
+            "--certificate-authority={}",
+            dir.join("ca.crt").display()
+        ))
+        .arg(format!("--token={token}"))
+        .args([
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "system:serviceaccount:default:default",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    vm.teardown(pod.metadata.uid.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(mounted_under(root.path()).is_empty());
+}
