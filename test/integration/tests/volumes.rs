@@ -673,3 +673,262 @@ spec:
         .unwrap();
     assert!(mounted_under(root.path()).is_empty());
 }
+
+/// Exec in a container through the CRI; stdout.
+async fn exec(cri: &cri::Cri, container_id: &str, cmd: &[&str]) -> String {
+    let out = cri
+        .runtime
+        .clone()
+        .exec_sync(cri::api::ExecSyncRequest {
+            container_id: container_id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        out.exit_code,
+        0,
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The volume manager's mounts in real containers (containerd + runc through the CRI, as
+/// the kubelet's pod workers create them): an emptyDir shared by two containers,
+/// configMap and secret content updated in place while the container runs, a subPath,
+/// the downward API and a service account token readable inside.
+#[tokio::test]
+async fn volumes_in_real_containers() {
+    use cri::api;
+    let ctrd = match integration::containerd::Containerd::start() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("skipped: {e:#}");
+            return;
+        }
+    };
+    let cp = ControlPlane::start().unwrap();
+    let client = cp.client().await.unwrap();
+    cp.apply(
+        "apiVersion: v1
+kind: ServiceAccount
+metadata: {name: runner}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {a: one}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+stringData: {password: s3cr3t}
+",
+    )
+    .unwrap();
+    let pod = create_pod(
+        &cp,
+        "two",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: two
+  labels: {app: web}
+spec:
+  serviceAccountName: runner
+  containers:
+  - name: writer
+    image: busybox
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  - name: reader
+    image: busybox
+    volumeMounts:
+    - {name: shared, mountPath: /in}
+    - {name: cfg, mountPath: /cfg}
+    - {name: cfg, mountPath: /etc/a.conf, subPath: a}
+    - {name: sec, mountPath: /sec}
+    - {name: info, mountPath: /info}
+    - {name: token, mountPath: /var/run/secrets/tokens}
+  volumes:
+  - {name: shared, emptyDir: {}}
+  - {name: cfg, configMap: {name: cfg}}
+  - {name: sec, secret: {secretName: sec}}
+  - name: info
+    downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}
+  - name: token
+    projected: {sources: [{serviceAccountToken: {path: token, audience: vault}}]}
+",
+    )
+    .await;
+    let uid = pod.metadata.uid.clone().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let vm = VolumeManager::new(root.path().to_path_buf(), client.clone(), "node-1");
+    let volumes = vm.setup(&pod).await.unwrap();
+
+    let cri = ctrd.cri().await.unwrap();
+    let mut runtime = cri.runtime.clone();
+    let logs = root.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let sandbox_config = api::PodSandboxConfig {
+        metadata: Some(api::PodSandboxMetadata {
+            name: "two".into(),
+            uid: uid.clone(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: "two".into(),
+        log_directory: logs.display().to_string(),
+        linux: Some(api::LinuxPodSandboxConfig::default()),
+        ..Default::default()
+    };
+    let sandbox_id = runtime
+        .run_pod_sandbox(api::RunPodSandboxRequest {
+            config: Some(sandbox_config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let mut ids = Vec::new();
+    for (container, script) in pod.spec.as_ref().unwrap().containers.iter().zip([
+        "echo hello from writer > /shared/msg; exec sleep 3600",
+        "exec sleep 3600",
+    ]) {
+        let mounts = volumes.container_mounts(container).unwrap();
+        let id = runtime
+            .create_container(api::CreateContainerRequest {
+                pod_sandbox_id: sandbox_id.clone(),
+                config: Some(api::ContainerConfig {
+                    metadata: Some(api::ContainerMetadata {
+                        name: container.name.clone(),
+                        attempt: 0,
+                    }),
+                    image: Some(api::ImageSpec {
+                        image: "docker.io/library/busybox:1.35".into(),
+                        ..Default::default()
+                    }),
+                    command: vec!["sh".into(), "-c".into(), script.into()],
+                    log_path: format!("{}/0.log", container.name),
+                    mounts,
+                    linux: Some(api::LinuxContainerConfig::default()),
+                    ..Default::default()
+                }),
+                sandbox_config: Some(sandbox_config.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", ctrd.log()))
+            .into_inner()
+            .container_id;
+        runtime
+            .start_container(api::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let reader = ids[1].clone();
+
+    // The emptyDir is shared.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = cri
+            .runtime
+            .clone()
+            .exec_sync(api::ExecSyncRequest {
+                container_id: reader.clone(),
+                cmd: vec!["cat".into(), "/in/msg".into()],
+                timeout: 5,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if out.exit_code == 0 {
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from writer\n");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writer's file never showed up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(exec(&cri, &reader, &["cat", "/cfg/a"]).await, "one");
+    assert_eq!(exec(&cri, &reader, &["cat", "/etc/a.conf"]).await, "one");
+    assert_eq!(
+        exec(&cri, &reader, &["cat", "/sec/password"]).await,
+        "s3cr3t"
+    );
+    assert_eq!(
+        exec(&cri, &reader, &["cat", "/info/labels"]).await,
+        "app=\"web\""
+    );
+    let token = exec(&cri, &reader, &["cat", "/var/run/secrets/tokens/token"]).await;
+    assert_eq!(token.split('.').count(), 3);
+    // Content volumes are read-only in the container.
+    let out = cri
+        .runtime
+        .clone()
+        .exec_sync(api::ExecSyncRequest {
+            container_id: reader.clone(),
+            cmd: vec!["sh".into(), "-c".into(), "echo x > /cfg/new".into()],
+            timeout: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(out.exit_code, 0);
+
+    // Updates reach the running container.
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    cms.patch(
+        "cfg",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"data": {"a": "uno"}})),
+    )
+    .await
+    .unwrap();
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    secrets
+        .patch(
+            "sec",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": {"password": "rotated"}})),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let cfg = exec(&cri, &reader, &["cat", "/cfg/a"]).await;
+        let sec = exec(&cri, &reader, &["cat", "/sec/password"]).await;
+        if cfg == "uno" && sec == "rotated" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container still sees {cfg:?} / {sec:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The subPath file keeps its content, as upstream's subPath mounts do.
+    assert_eq!(exec(&cri, &reader, &["cat", "/etc/a.conf"]).await, "one");
+
+    runtime
+        .stop_pod_sandbox(api::StopPodSandboxRequest {
+            pod_sandbox_id: sandbox_id.clone(),
+        })
+        .await
+        .unwrap();
+    runtime
+        .remove_pod_sandbox(api::RemovePodSandboxRequest {
+            pod_sandbox_id: sandbox_id,
+        })
+        .await
+        .unwrap();
+    vm.teardown(&uid).await.unwrap();
+    assert!(mounted_under(root.path()).is_empty());
+}
