@@ -292,12 +292,31 @@ impl VolumeManager {
 
     /// Idempotent: called on every pod sync, so content-backed volumes stay current.
     pub async fn setup(&self, pod: &Pod) -> Result<PodVolumes, VolumeError> {
+        self.setup_if(pod, false)
+            .await
+            .unwrap_or_else(|| Ok(PodVolumes::default()))
+    }
+
+    /// A refresh: the setup again, unless the pod was torn down meanwhile (a refresh
+    /// racing with teardown must not mount its volumes again).
+    async fn refresh(&self, pod: &Pod) -> Option<Result<PodVolumes, VolumeError>> {
+        self.setup_if(pod, true).await
+    }
+
+    async fn setup_if(
+        &self,
+        pod: &Pod,
+        only_if_known: bool,
+    ) -> Option<Result<PodVolumes, VolumeError>> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let pod_lock = lock(&self.inner.pod_locks)
             .entry(uid.clone())
             .or_default()
             .clone();
         let _guard = pod_lock.lock().await;
+        if only_if_known && !lock(&self.inner.pods).contains_key(&uid) {
+            return None;
+        }
         let pod = Arc::new(pod.clone());
         lock(&self.inner.pods).insert(uid.clone(), Arc::clone(&pod));
         let mut refs = Vec::new();
@@ -322,10 +341,10 @@ impl VolumeManager {
         // Watch what the pod references even when the setup failed: creating a missing
         // ConfigMap then retries at once.
         self.track(&uid, refs);
-        match first_error {
+        Some(match first_error {
             Some(e) => Err(e),
             None => Ok(out),
-        }
+        })
     }
 
     async fn setup_volume(
@@ -861,7 +880,7 @@ impl VolumeManager {
             let pod = lock(&self.inner.pods).get(&uid).cloned();
             if let Some(pod) = pod {
                 tracing::debug!(pod = ?pod.metadata.name, kind = key.kind, name = %key.name, "volume source changed");
-                if let Err(e) = self.setup(&pod).await {
+                if let Some(Err(e)) = self.refresh(&pod).await {
                     tracing::debug!(pod = ?pod.metadata.name, error = %e, "refreshing volumes");
                 }
             }
@@ -879,7 +898,7 @@ impl VolumeManager {
         for uid in due {
             let pod = lock(&self.inner.pods).get(&uid).cloned();
             if let Some(pod) = pod {
-                if let Err(e) = self.setup(&pod).await {
+                if let Some(Err(e)) = self.refresh(&pod).await {
                     tracing::warn!(pod = ?pod.metadata.name, error = %e, "refreshing service account token");
                 }
             }

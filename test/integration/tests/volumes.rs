@@ -562,6 +562,7 @@ async fn service_account_api_access_volume() {
         &[
             "--controllers=serviceaccount,root-ca-cert-publisher",
             "--leader-elect=false",
+            "--secure-port=0",
         ],
     )
     .unwrap();
