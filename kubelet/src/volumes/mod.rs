@@ -24,7 +24,19 @@
 //! is in the container within about a second instead of upstream's sync period (1 min).
 //! Downward API labels/annotations follow the pod: the pod worker's setup on a pod update
 //! rewrites them. Service account tokens are requested again once 80% of their lifetime
-//! has passed (or after 24 h), checked by the loop [`VolumeManager::start`] runs.
+//! has passed (or after 24 h), on the next setup or by the loop [`VolumeManager::start`]
+//! runs.
+//!
+//! Errors: [`VolumeError`]'s `Display` is upstream's event message
+//! (`MountVolume.SetUp failed for volume "x" : configmap "y" not found`) and
+//! [`VolumeError::reason`] its event reason (FailedMount for setup errors).
+//!
+//! Known gaps (upstream does these): `fsGroup`/`runAsUser` ownership of volume files
+//! (files keep the kubelet's owner; modes are as requested), subPath mounts are checked
+//! for symlink escapes but not bind-mounted through `volume-subpaths/` (a TOCTOU window
+//! upstream closes), the disk emptyDir sizeLimit check reports [`Eviction`]s that the pod
+//! workers still have to act on, CSI/NFS/iSCSI and other plugins, and the attach/detach
+//! flow (only hostPath and local PersistentVolumes).
 
 pub mod atomic_writer;
 pub mod hostpath;
