@@ -31,8 +31,11 @@
 //! (`MountVolume.SetUp failed for volume "x" : configmap "y" not found`) and
 //! [`VolumeError::reason`] its event reason (FailedMount for setup errors).
 //!
-//! Known gaps (upstream does these): `fsGroup`/`runAsUser` ownership of volume files
-//! (files keep the kubelet's owner; modes are as requested), subPath mounts are checked
+//! With a pod `fsGroup`, emptyDirs and content volumes belong to that group (setgid
+//! directories, group-readable files), as upstream's `SetVolumeOwnership`.
+//!
+//! Known gaps (upstream does these): `runAsUser` ownership of projected tokens
+//! (`fsUser`), hostPath/PVC ownership changes (upstream's fsGroupChangePolicy), subPath mounts are checked
 //! for symlink escapes but not bind-mounted through `volume-subpaths/` (a TOCTOU window
 //! upstream closes), the disk emptyDir sizeLimit check reports [`Eviction`]s that the pod
 //! workers still have to act on, CSI/NFS/iSCSI and other plugins, and the attach/detach
@@ -372,6 +375,12 @@ impl VolumeManager {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
+        let fs_group = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_ref())
+            .and_then(|c| c.fs_group)
+            .and_then(|g| u32::try_from(g).ok());
         let writable = |host_path: PathBuf| MountedVolume {
             host_path,
             read_only: false,
@@ -385,8 +394,7 @@ impl VolumeManager {
             match empty_dir.medium.as_deref().unwrap_or_default() {
                 "" => {
                     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-                        .map_err(io(&dir))?;
+                    set_empty_dir_owner(&dir, fs_group)?;
                 }
                 "Memory" => {
                     let limit = empty_dir
@@ -403,6 +411,7 @@ impl VolumeManager {
                     };
                     self.tmpfs(&dir, size)
                         .map_err(|e| VolumeError::setup(name, e))?;
+                    set_empty_dir_owner(&dir, fs_group)?;
                 }
                 other => {
                     return Err(VolumeError::setup(
@@ -444,7 +453,7 @@ impl VolumeManager {
             )
             .map_err(|e| VolumeError::setup(name, e))?;
             let dir = self.volume_dir(uid, CONFIG_MAP, name);
-            write_atomic(&dir, payload, name).await?;
+            write_atomic(&dir, payload, name, fs_group).await?;
             return Ok(read_only(dir));
         }
         if let Some(source) = &volume.secret {
@@ -473,7 +482,7 @@ impl VolumeManager {
             let size = self.node_memory().await;
             self.tmpfs(&dir, size)
                 .map_err(|e| VolumeError::setup(name, e))?;
-            write_atomic(&dir, payload, name).await?;
+            write_atomic(&dir, payload, name, fs_group).await?;
             return Ok(read_only(dir));
         }
         if let Some(source) = &volume.downward_api {
@@ -493,7 +502,7 @@ impl VolumeManager {
                     .and_then(|m| u64::try_from(m.value()).ok()),
             )
             .map_err(|e| VolumeError::setup(name, e))?;
-            write_atomic(&dir, payload, name).await?;
+            write_atomic(&dir, payload, name, fs_group).await?;
             return Ok(read_only(dir));
         }
         if let Some(source) = &volume.projected {
@@ -505,7 +514,7 @@ impl VolumeManager {
             let size = self.node_memory().await;
             self.tmpfs(&dir, size)
                 .map_err(|e| VolumeError::setup(name, e))?;
-            write_atomic(&dir, payload, name).await?;
+            write_atomic(&dir, payload, name, fs_group).await?;
             return Ok(read_only(dir));
         }
         if let Some(claim) = &volume.persistent_volume_claim {
@@ -1001,12 +1010,29 @@ impl VolumeManager {
     }
 }
 
+/// An emptyDir is world-writable (0777, as upstream); with an `fsGroup` it belongs to
+/// that group and is setgid, so that files created in it do too.
+fn set_empty_dir_owner(dir: &Path, fs_group: Option<u32>) -> Result<(), VolumeError> {
+    let mut mode = 0o777;
+    if let Some(gid) = fs_group {
+        std::os::unix::fs::chown(dir, None, Some(gid)).map_err(io(dir))?;
+        mode |= 0o2000;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(io(dir))
+}
+
 /// Writes a payload with the atomic writer off the async threads.
-async fn write_atomic(dir: &Path, payload: Payload, volume: &str) -> Result<(), VolumeError> {
+async fn write_atomic(
+    dir: &Path,
+    payload: Payload,
+    volume: &str,
+    group: Option<u32>,
+) -> Result<(), VolumeError> {
     let target = dir.to_path_buf();
-    let result = tokio::task::spawn_blocking(move || atomic_writer::write(&target, &payload))
-        .await
-        .map_err(|e| VolumeError::setup(volume, e.to_string()))?;
+    let result =
+        tokio::task::spawn_blocking(move || atomic_writer::write_owned(&target, &payload, group))
+            .await
+            .map_err(|e| VolumeError::setup(volume, e.to_string()))?;
     result
         .map(drop)
         .map_err(|e| VolumeError::setup(volume, format!("error writing payload to ttl dir: {e}")))

@@ -125,6 +125,7 @@ metadata:
   labels: {{app: web}}
 spec:
   serviceAccountName: runner
+  securityContext: {{fsGroup: 2000}}
   containers:
   - name: c
     image: busybox
@@ -185,8 +186,13 @@ spec:
     };
 
     // emptyDir on disk, 0777; Memory emptyDir on a 1Mi tmpfs.
+    use std::os::unix::fs::MetadataExt;
     let scratch = vol("kubernetes.io~empty-dir", "scratch");
     assert!(scratch.is_dir());
+    // fsGroup: the group owns the emptyDir (setgid) and the content volumes' files.
+    let scratch_meta = std::fs::metadata(&scratch).unwrap();
+    assert_eq!(scratch_meta.gid(), 2000);
+    assert_eq!(scratch_meta.mode() & 0o7777, 0o2777);
     let mem = vol("kubernetes.io~empty-dir", "mem");
     let mounts = mounted_under(root.path());
     assert!(mounts.contains(&mem.display().to_string()), "{mounts:?}");
@@ -197,6 +203,7 @@ spec:
     // configMap: all keys, upstream layout.
     let cfg = vol("kubernetes.io~configmap", "cfg");
     assert_eq!(read(&cfg.join("a")), "one");
+    assert_eq!(std::fs::metadata(cfg.join("a")).unwrap().gid(), 2000);
     assert_eq!(
         std::fs::read_link(cfg.join("a")).unwrap(),
         Path::new("..data/a")
@@ -212,7 +219,8 @@ spec:
         .unwrap()
         .permissions()
         .mode();
-    assert_eq!(mode & 0o777, 0o400);
+    // 0400 requested, group-readable for the fsGroup.
+    assert_eq!(mode & 0o777, 0o440);
     assert!(!items.join("a").exists());
     // secret on tmpfs.
     let sec = vol("kubernetes.io~secret", "sec");
