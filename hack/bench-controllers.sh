@@ -3,8 +3,8 @@
 #  1. Deployment scale-out: a Deployment of $REPLICAS (1000) replicas, from create to all
 #     pods Ready, on $NODES (100) hollow nodes with kube-scheduler placing the pods.
 #     Target: under 15 s.
-#  2. (unless --skip-rss) kube-controller-manager's RSS with $RSS_PODS (10,000) pods on
-#     $RSS_NODES (5,000) hollow nodes. Target: under 150 MB.
+#  2. (unless --skip-rss) kube-controller-manager's and kube-scheduler's RSS with
+#     $RSS_PODS (10,000) pods on $RSS_NODES (5,000) hollow nodes. Target: under 150 MB.
 #   hack/bench-controllers.sh [--skip-rss]   (REPLICAS, NODES, RSS_NODES, RSS_PODS override)
 # Needs etcd (hack/install-deps.sh installs it) and kubectl.
 # The first deployment is deleted before the RSS phase; without the garbage-collector
@@ -67,7 +67,7 @@ start_components() {
     pids+=("$!")
     "$bin/kube-scheduler" --kubeconfig "$KUBECONFIG" --leader-elect=false --secure-port 0 \
         >"$dir/kube-scheduler.log" 2>&1 &
-    pids+=("$!")
+    pids+=("$!"); sched_pid=$!
     "$bin/kube-controller-manager" --kubeconfig "$KUBECONFIG" --leader-elect=false --secure-port 0 \
         --controllers=replicaset,deployment >"$dir/kube-controller-manager.log" 2>&1 &
     pids+=("$!"); kcm_pid=$!
@@ -166,3 +166,4 @@ secs=$(time_until_ready rss "$RSS_PODS" 900)
 echo "create -> $RSS_PODS/$RSS_PODS Ready: ${secs}s"
 sleep 5
 echo "kube-controller-manager RSS with $RSS_PODS pods, $RSS_NODES nodes: $(rss_mb "$kcm_pid") MB (target < 150 MB)"
+echo "kube-scheduler RSS with $RSS_PODS pods, $RSS_NODES nodes: $(rss_mb "$sched_pid") MB (target < 150 MB)"

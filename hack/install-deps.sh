@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(etcd-server etcd-client protobuf-compiler ca-certificates curl
     # The kubelet's runtime and pod network (tests run private containerd instances):
-    containerd runc containernetworking-plugins busybox-static conntrack iptables)
+    containerd runc containernetworking-plugins busybox-static conntrack iptables iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

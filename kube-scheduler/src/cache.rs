@@ -7,13 +7,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Node;
-
+use crate::framework::types::NodeView;
 use crate::framework::{NodeInfo, PodInfo};
 
 #[derive(Debug)]
 struct PodState {
-    node: String,
+    /// Names its node (`node_name`).
     info: Arc<PodInfo>,
     /// Placed by this scheduler, the watch has not yet shown it bound.
     assumed: bool,
@@ -50,23 +49,26 @@ impl Cache {
             .or_insert_with(|| NodeInfo::new(name))
     }
 
-    /// Add or update a node; returns the previous object.
-    pub fn set_node(&mut self, node: Arc<Node>) -> Option<Arc<Node>> {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        if let Some(i) = self.index.get(&name) {
+    /// Add or update a node; returns whether it is new or changed in what the plugins
+    /// read (labels, taints, unschedulable, allocatable, images): upstream's node
+    /// update events that may let a pending pod fit.
+    pub fn set_node(&mut self, name: &str, view: NodeView) -> bool {
+        if let Some(i) = self.index.get(name) {
             let ni = &mut self.nodes[*i];
-            let old = ni.node.take();
-            ni.set_node(node);
-            return old;
+            if ni.node.as_deref() == Some(&view) {
+                return false;
+            }
+            ni.set_node(Arc::new(view));
+            return true;
         }
         let mut ni = self
             .ghosts
-            .remove(&name)
-            .unwrap_or_else(|| NodeInfo::new(&name));
-        ni.set_node(node);
-        self.index.insert(name, self.nodes.len());
+            .remove(name)
+            .unwrap_or_else(|| NodeInfo::new(name));
+        ni.set_node(Arc::new(view));
+        self.index.insert(name.to_string(), self.nodes.len());
         self.nodes.push(ni);
-        None
+        true
     }
 
     pub fn remove_node(&mut self, name: &str) {
@@ -92,14 +94,14 @@ impl Cache {
         self.pods.contains_key(uid)
     }
 
-    /// Count `pod` on `node` before its binding is confirmed.
-    pub fn assume(&mut self, pod: Arc<PodInfo>, node: &str) {
+    /// Count `pod` (naming its chosen node) on that node before its binding is
+    /// confirmed.
+    pub fn assume(&mut self, pod: Arc<PodInfo>) {
         self.remove_pod(&pod.uid);
-        self.node_mut(node).add_pod(Arc::clone(&pod));
+        self.node_mut(&pod.node_name).add_pod(Arc::clone(&pod));
         self.pods.insert(
             pod.uid.clone(),
             PodState {
-                node: node.to_string(),
                 info: pod,
                 assumed: true,
             },
@@ -116,13 +118,11 @@ impl Cache {
     /// A bound pod seen on the watch (added, updated, or confirming an assumption).
     /// Returns whether it is new to the cache.
     pub fn add_or_update_pod(&mut self, pod: Arc<PodInfo>) -> bool {
-        let node = pod.node_name().to_string();
         let existed = self.remove_pod(&pod.uid).is_some();
-        self.node_mut(&node).add_pod(Arc::clone(&pod));
+        self.node_mut(&pod.node_name).add_pod(Arc::clone(&pod));
         self.pods.insert(
             pod.uid.clone(),
             PodState {
-                node,
                 info: pod,
                 assumed: false,
             },
@@ -132,12 +132,13 @@ impl Cache {
 
     pub fn remove_pod(&mut self, uid: &str) -> Option<Arc<PodInfo>> {
         let state = self.pods.remove(uid)?;
-        if let Some(i) = self.index.get(&state.node) {
+        let node = state.info.node_name();
+        if let Some(i) = self.index.get(node) {
             self.nodes[*i].remove_pod(uid);
-        } else if let Some(g) = self.ghosts.get_mut(&state.node) {
+        } else if let Some(g) = self.ghosts.get_mut(node) {
             g.remove_pod(uid);
             if g.pods.is_empty() {
-                self.ghosts.remove(&state.node);
+                self.ghosts.remove(node);
             }
         }
         Some(state.info)
@@ -214,38 +215,40 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn node(name: &str) -> Arc<Node> {
-        Arc::new(
+    fn node(name: &str) -> NodeView {
+        let node: k8s_openapi::api::core::v1::Node =
             serde_json::from_value(json!({"metadata": {"name": name},
                 "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}))
-            .unwrap(),
-        )
+            .unwrap();
+        NodeView::new(&node)
     }
 
     fn pod(uid: &str, node: &str) -> Arc<PodInfo> {
-        Arc::new(PodInfo::new(Arc::new(
-            serde_json::from_value(
+        Arc::new(PodInfo::new(
+            &serde_json::from_value(
                 json!({"metadata": {"name": uid, "namespace": "d", "uid": uid},
                 "spec": {"nodeName": node, "containers": [{"name": "c",
                     "resources": {"requests": {"cpu": "1"}}}]}}),
             )
             .unwrap(),
-        )))
+        ))
     }
 
     #[test]
     fn pods_before_nodes_and_assume_forget() {
         let mut c = Cache::default();
         assert!(c.add_or_update_pod(pod("a", "n1")));
-        c.set_node(node("n1"));
-        c.set_node(node("n2"));
+        assert!(c.set_node("n1", node("n1")));
+        assert!(c.set_node("n2", node("n2")));
+        // The same node again changes nothing a pending pod waits on.
+        assert!(!c.set_node("n2", node("n2")));
         assert_eq!(c.node("n1").unwrap().requested.milli_cpu, 1000);
-        c.assume(pod("b", "n2"), "n2");
+        c.assume(pod("b", "n2"));
         assert!(c.is_assumed("b"));
         assert_eq!(c.node("n2").unwrap().requested.milli_cpu, 1000);
         c.forget("b");
         assert_eq!(c.node("n2").unwrap().requested.milli_cpu, 0);
-        c.assume(pod("b", "n2"), "n2");
+        c.assume(pod("b", "n2"));
         assert!(!c.add_or_update_pod(pod("b", "n2")));
         assert!(!c.is_assumed("b"));
         c.remove_node("n1");

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{PreferredSchedulingTerm, Taint, Toleration};
 use crate::cache::Cache;
 use crate::config::{Plugin, Profile};
 use crate::framework::helpers::{first_untolerated, pod_matches_node, term_matches, tolerated};
-use crate::framework::types::HostPort;
+use crate::framework::types::{HostPort, PendingPod};
 use crate::framework::{Code, NodeInfo, PodInfo, Status, MAX_NODE_SCORE};
 
 pub const ERR_UNSCHEDULABLE: &str = "node(s) were unschedulable";
@@ -26,7 +26,7 @@ pub const ERR_NODE_PORTS: &str = "node(s) didn't have free ports for the request
 
 /// What the pre-extension points compute once per pod.
 pub struct CycleState {
-    pub pod: Arc<PodInfo>,
+    pub pod: Arc<PendingPod>,
     pub profile: Arc<Profile>,
     pub inter_pod: Option<inter_pod_affinity::PreFilterState>,
     pub spread: Option<topology_spread::PreFilterState>,
@@ -37,7 +37,7 @@ pub struct CycleState {
 /// must leave room for (upstream's `addGENominatedPods`).
 pub type Nominated<'a> = &'a [Arc<PodInfo>];
 
-fn node_unschedulable(pod: &PodInfo, node: &NodeInfo) -> Status {
+fn node_unschedulable(pod: &PendingPod, node: &NodeInfo) -> Status {
     if !node.unschedulable() {
         return Status::success();
     }
@@ -61,7 +61,7 @@ fn node_name(pod: &PodInfo, node: &NodeInfo) -> Status {
     }
 }
 
-fn taint_toleration(pod: &PodInfo, node: &NodeInfo) -> Status {
+fn taint_toleration(pod: &PendingPod, node: &NodeInfo) -> Status {
     match first_untolerated(
         node.taints(),
         pod.tolerations(),
@@ -76,7 +76,7 @@ fn taint_toleration(pod: &PodInfo, node: &NodeInfo) -> Status {
     }
 }
 
-fn node_affinity(pod: &PodInfo, node: &NodeInfo) -> Status {
+fn node_affinity(pod: &PendingPod, node: &NodeInfo) -> Status {
     if pod_matches_node(&pod.pod, &node.name, node.labels()) {
         Status::success()
     } else {
@@ -345,12 +345,12 @@ mod tests {
     pub(crate) fn node(v: serde_json::Value) -> NodeInfo {
         let n: k8s_openapi::api::core::v1::Node = serde_json::from_value(v).unwrap();
         let mut ni = NodeInfo::new(n.metadata.name.as_deref().unwrap());
-        ni.set_node(Arc::new(n));
+        ni.set_node(Arc::new(crate::framework::types::NodeView::new(&n)));
         ni
     }
 
-    pub(crate) fn pod(v: serde_json::Value) -> Arc<PodInfo> {
-        Arc::new(PodInfo::new(Arc::new(serde_json::from_value(v).unwrap())))
+    pub(crate) fn pod(v: serde_json::Value) -> Arc<PendingPod> {
+        Arc::new(PendingPod::new(serde_json::from_value(v).unwrap()))
     }
 
     #[test]
@@ -367,7 +367,7 @@ mod tests {
             "Insufficient cpu, Insufficient memory, Insufficient example.com/gpu"
         );
         let other = pod(json!({"metadata": {"name": "o", "uid": "o"}, "spec": {"containers": []}}));
-        let s = resources_fit(&other, &n, &[Arc::clone(&other)]);
+        let s = resources_fit(&other, &n, &[Arc::clone(&other.info)]);
         assert_eq!(s.message(), "Too many pods");
     }
 

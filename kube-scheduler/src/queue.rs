@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::framework::PodInfo;
+use crate::framework::types::PendingPod;
 
 /// The longest a pod stays in the unschedulable pool without an event.
 pub const MAX_UNSCHEDULABLE_DURATION: Duration = Duration::from_secs(5 * 60);
@@ -22,7 +22,7 @@ pub const MAX_UNSCHEDULABLE_DURATION: Duration = Duration::from_secs(5 * 60);
 /// A pod as the queue holds it.
 #[derive(Debug, Clone)]
 pub struct QueuedPod {
-    pub info: Arc<PodInfo>,
+    pub info: Arc<PendingPod>,
     /// When the pod entered the queue (ordering among equal priorities).
     pub timestamp: Instant,
     /// Scheduling attempts so far.
@@ -77,7 +77,7 @@ impl PartialOrd for ActiveItem {
 #[derive(Debug, Default)]
 struct InFlight {
     /// The newest version of the pod seen while it was being scheduled.
-    latest: Option<Arc<PodInfo>>,
+    latest: Option<Arc<PendingPod>>,
     deleted: bool,
 }
 
@@ -175,7 +175,7 @@ impl SchedulingQueue {
     }
 
     /// A new pending pod, or a newer version of one.
-    pub fn add_or_update(&self, info: Arc<PodInfo>) {
+    pub fn add_or_update(&self, info: Arc<PendingPod>) {
         let mut inner = self.inner.lock();
         let uid = info.uid.clone();
         if let Some(f) = inner.in_flight.get_mut(&uid) {
@@ -423,14 +423,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(uid: &str, priority: i32) -> Arc<PodInfo> {
-        Arc::new(PodInfo::new(Arc::new(
+    fn pod(uid: &str, priority: i32) -> Arc<PendingPod> {
+        Arc::new(PendingPod::new(
             serde_json::from_value(
                 json!({"metadata": {"name": uid, "namespace": "d", "uid": uid},
                 "spec": {"priority": priority, "containers": []}}),
             )
             .unwrap(),
-        )))
+        ))
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Configuration, Plugin};
+use crate::framework::types::{NodeView, PendingPod};
 use crate::framework::PodInfo;
 use crate::metrics::Metrics;
 use crate::options::Options;
@@ -178,18 +179,6 @@ async fn run_scheduler(
     Ok(())
 }
 
-/// Whether a node update may let a pending pod fit (upstream's node update events:
-/// allocatable, labels, taints, unschedulable).
-fn node_changed(old: &Node, new: &Node) -> bool {
-    let alloc = |n: &Node| n.status.as_ref().and_then(|s| s.allocatable.clone());
-    let taints = |n: &Node| n.spec.as_ref().and_then(|s| s.taints.clone());
-    let unsched = |n: &Node| n.spec.as_ref().and_then(|s| s.unschedulable);
-    old.metadata.labels != new.metadata.labels
-        || alloc(old) != alloc(new)
-        || taints(old) != taints(new)
-        || unsched(old) != unsched(new)
-}
-
 async fn watch_nodes(sched: Arc<Scheduler>, client: Client, synced: oneshot::Sender<()>) {
     let api: Api<Node> = Api::all(client);
     let mut events = watcher(api, watcher::Config::default())
@@ -201,15 +190,19 @@ async fn watch_nodes(sched: Arc<Scheduler>, client: Client, synced: oneshot::Sen
         match event {
             Err(e) => tracing::warn!(error = %e, "node watch failed; retrying"),
             Ok(watcher::Event::Init) => seen = Some(HashSet::new()),
-            Ok(watcher::Event::InitApply(mut node)) | Ok(watcher::Event::Apply(mut node)) => {
-                node.metadata.managed_fields = None;
-                if let Some(seen) = seen.as_mut() {
-                    seen.insert(node.metadata.name.clone().unwrap_or_default());
-                }
-                let node = Arc::new(node);
-                let old = sched.cache.write().set_node(Arc::clone(&node));
-                if old.is_none_or(|old| node_changed(&old, &node)) {
+            Ok(watcher::Event::InitApply(node)) | Ok(watcher::Event::Apply(node)) => {
+                let name = node.metadata.name.clone().unwrap_or_default();
+                // The cache keeps what the plugins read of the node, not the object.
+                let view = NodeView::new(&node);
+                drop(node);
+                // A new node, or a change in what the plugins read (upstream's node
+                // update events: allocatable, labels, taints, unschedulable), may let a
+                // pending pod fit.
+                if sched.cache.write().set_node(&name, view) {
                     sched.queue.move_unschedulable(u32::MAX);
+                }
+                if let Some(seen) = seen.as_mut() {
+                    seen.insert(name);
                 }
             }
             Ok(watcher::Event::Delete(node)) => {
@@ -254,8 +247,15 @@ fn on_pod(sched: &Scheduler, mut pod: Pod) {
         on_pod_delete(sched, &pod);
         return;
     }
-    let info = Arc::new(PodInfo::new(Arc::new(pod)));
-    if !info.node_name().is_empty() {
+    let bound = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
+    if bound {
+        // The cache keeps what the plugins read of pods on nodes, not the object.
+        let info = Arc::new(PodInfo::new(&pod));
+        drop(pod);
         sched.queue.delete(&info.uid);
         let new = {
             let mut cache = sched.cache.write();
@@ -270,6 +270,7 @@ fn on_pod(sched: &Scheduler, mut pod: Pod) {
         }
         return;
     }
+    let info = Arc::new(PendingPod::new(pod));
     if !sched.is_ours(&info) {
         return;
     }
@@ -283,7 +284,7 @@ fn on_pod(sched: &Scheduler, mut pod: Pod) {
             cache.clear_nominated(&info.uid);
         } else {
             let nominated = info.nominated_node_name().to_string();
-            cache.set_nominated(&info, &nominated);
+            cache.set_nominated(&info.info, &nominated);
         }
     }
     if info.is_terminating() {

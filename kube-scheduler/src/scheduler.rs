@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolume, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::reflector::Store;
@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 
 use crate::cache::Cache;
 use crate::config::{Configuration, Plugin, Profile};
+use crate::framework::types::PendingPod;
 use crate::framework::{NodeInfo, PodInfo, Status};
 use crate::metrics::Metrics;
 use crate::plugins::{self, inter_pod_affinity, topology_spread, volume_binding, CycleState};
@@ -143,18 +144,6 @@ pub struct Scheduler {
     next_start: AtomicUsize,
 }
 
-fn reference(pod: &Pod) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
-        name: pod.metadata.name.clone(),
-        namespace: pod.metadata.namespace.clone(),
-        uid: pod.metadata.uid.clone(),
-        resource_version: pod.metadata.resource_version.clone(),
-        ..Default::default()
-    }
-}
-
 impl Scheduler {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -196,7 +185,7 @@ impl Scheduler {
         })
     }
 
-    pub fn is_ours(&self, pod: &PodInfo) -> bool {
+    pub fn is_ours(&self, pod: &PendingPod) -> bool {
         self.profiles.contains_key(pod.scheduler_name())
     }
 
@@ -273,7 +262,7 @@ impl Scheduler {
         &self,
         cache: &Cache,
         profile: &Arc<Profile>,
-        pod: &Arc<PodInfo>,
+        pod: &Arc<PendingPod>,
     ) -> (Outcome, Option<CycleState>) {
         let num_all = cache.nodes.len();
         if num_all == 0 {
@@ -389,14 +378,10 @@ impl Scheduler {
     ) {
         let pod = Arc::clone(&queued.info);
         // The assumed copy names its node, as the bound pod will.
-        let mut bound = (*pod.pod).clone();
-        if let Some(spec) = bound.spec.as_mut() {
-            spec.node_name = Some(node.clone());
-        }
-        let assumed = Arc::new(PodInfo::new(Arc::new(bound)));
+        let assumed = Arc::new(pod.info.on_node(&node));
         {
             let mut cache = self.cache.write();
-            cache.assume(assumed, &node);
+            cache.assume(assumed);
             cache.clear_nominated(&pod.uid);
         }
         self.queue.done(&pod.uid);
@@ -413,7 +398,7 @@ impl Scheduler {
                 Ok(()) => {
                     this.metrics.bound();
                     sink.normal(
-                        reference(&pod.pod),
+                        pod.reference(),
                         "Scheduled",
                         "Binding",
                         format!("Successfully assigned {} to {node}", pod.key),
@@ -536,7 +521,7 @@ impl Scheduler {
 
     fn execute_preemption(
         self: &Arc<Self>,
-        pod: &Arc<PodInfo>,
+        pod: &Arc<PendingPod>,
         chosen: preemption::Candidate,
         sink: &EventSink,
     ) {
@@ -551,7 +536,7 @@ impl Scheduler {
             for p in &lower {
                 cache.clear_nominated(&p.uid);
             }
-            cache.set_nominated(pod, &chosen.node);
+            cache.set_nominated(&pod.info, &chosen.node);
             lower
         };
         let this = Arc::clone(self);
@@ -561,7 +546,7 @@ impl Scheduler {
             for victim in &chosen.victims {
                 let api: Api<Pod> = Api::namespaced(this.client.clone(), victim.namespace());
                 sink.normal(
-                    reference(&victim.pod),
+                    victim.reference(),
                     "Preempted",
                     "Preempting",
                     format!("Preempted by pod {} on node {}", pod.uid, chosen.node),
@@ -584,14 +569,14 @@ impl Scheduler {
     /// FailedScheduling event.
     fn record_failure(
         self: &Arc<Self>,
-        pod: &Arc<PodInfo>,
+        pod: &Arc<PendingPod>,
         reason: &str,
         message: String,
         nominated: Option<String>,
         sink: &EventSink,
     ) {
         sink.warning(
-            reference(&pod.pod),
+            pod.reference(),
             "FailedScheduling",
             "Scheduling",
             message.clone(),

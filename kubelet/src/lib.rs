@@ -10,6 +10,7 @@
 
 pub mod cm;
 pub mod config;
+pub mod healthz;
 pub mod images;
 pub mod kuberuntime;
 pub mod node;

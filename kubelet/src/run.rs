@@ -57,19 +57,55 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
         &tokio::runtime::Handle::current(),
         shutdown.clone(),
     );
-    let runtime_manager = RuntimeManager::new(ctx.clone(), events);
-    let pods = PodManager::new(
-        ctx.clone(),
-        runtime_manager,
-        Arc::new(crate::status::NoProbes),
-        None,
+    let runtime_manager = RuntimeManager::new(ctx.clone(), events.clone());
+    let (probe_updates, mut probe_updates_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (probe_events, mut probe_events_rx) =
+        tokio::sync::mpsc::unbounded_channel::<crate::prober::ProbeEvent>();
+    let prober = crate::prober::ProbeManager::with_events(
+        ctx.cri.clone(),
+        probe_updates,
+        Some(probe_events),
     );
+    let pods = PodManager::new(ctx.clone(), runtime_manager, Some(prober), None);
     let mut tasks = tokio::task::JoinSet::new();
+    // Probe results wake the pod's worker; probe failures become Unhealthy events.
+    let waker = Arc::clone(&pods);
+    tasks.spawn(async move {
+        while let Some(uid) = probe_updates_rx.recv().await {
+            waker.notify(&uid);
+        }
+    });
+    tasks.spawn(async move {
+        while let Some(e) = probe_events_rx.recv().await {
+            let reference = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(e.pod_name),
+                namespace: Some(e.namespace),
+                uid: Some(e.pod_uid),
+                field_path: Some(format!("spec.containers{{{}}}", e.container)),
+                ..Default::default()
+            };
+            events.warning(reference, e.reason, "Probe", e.message);
+        }
+    });
     tasks.spawn(node::run_status(
         ctx.clone(),
         format!("{runtime}://{runtime_version}"),
     ));
     tasks.spawn(node::run_lease(ctx.clone()));
+    let (healthz_address, healthz_port) = (
+        ctx.config.healthz_bind_address.clone(),
+        ctx.config.healthz_port,
+    );
+    let healthz_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) =
+            crate::healthz::serve(&healthz_address, healthz_port, healthz_shutdown).await
+        {
+            tracing::error!(error = %e, "healthz server");
+        }
+    });
     tasks.spawn(crate::pod::source::run(Arc::clone(&pods)));
     tasks.spawn(crate::pod::file::run(Arc::clone(&pods)));
     tasks.spawn(crate::pod::pleg::run(Arc::clone(&pods)));

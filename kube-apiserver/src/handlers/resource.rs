@@ -81,12 +81,17 @@ pub async fn handle(
         return Err(not_found_path());
     }
     let ctx = request_context(req.query, req.headers, req.user.clone())?;
+    // Each verb's future is boxed: the request's future is moved several times per
+    // request (see `handlers::serve`), and unboxed it would be as large as the largest verb.
     match (info.verb.as_str(), sub) {
         _ if crate::handlers::binding::serves(&store, sub) => {
-            crate::handlers::binding::handle(server, &store, namespace, &req, &ctx).await
+            Box::pin(crate::handlers::binding::handle(
+                server, &store, namespace, &req, &ctx,
+            ))
+            .await
         }
         ("get", "") | ("get", "status") => {
-            let obj = store.get(namespace, &info.name).await?;
+            let obj = Box::pin(store.get(namespace, &info.name)).await?;
             Ok(object_reply(
                 &store,
                 obj,
@@ -95,20 +100,42 @@ pub async fn handle(
                 req.query,
             ))
         }
-        ("list", _) => list(&store, namespace, &req).await,
-        ("watch", _) => watch(server, &store, namespace, &req).await,
-        ("create", "") => create(server, &store, namespace, &req, &ctx).await,
+        ("list", _) => Box::pin(list(&store, namespace, &req)).await,
+        ("watch", _) => Box::pin(watch(server, &store, namespace, &req)).await,
+        ("create", "") => Box::pin(create(server, &store, namespace, &req, &ctx)).await,
         ("update", "") | ("update", "status") | ("update", "finalize") => {
-            update(server, &store, namespace, &req, &ctx).await
+            Box::pin(update(server, &store, namespace, &req, &ctx)).await
         }
-        ("patch", "") | ("patch", "status") => patch(server, &store, namespace, &req, &ctx).await,
-        ("delete", "") => delete(server, &store, namespace, &req, &ctx).await,
-        ("deletecollection", "") => delete_collection(server, &store, namespace, &req, &ctx).await,
-        (_, "scale") => crate::handlers::scale::handle(server, &store, namespace, &req, &ctx).await,
-        (_, "approval") => crate::handlers::approval::handle(server, &store, &req, &ctx).await,
-        (_, "token") => crate::handlers::token::handle(server, &store, namespace, &req, &ctx).await,
+        ("patch", "") | ("patch", "status") => {
+            Box::pin(patch(server, &store, namespace, &req, &ctx)).await
+        }
+        ("delete", "") => Box::pin(delete(server, &store, namespace, &req, &ctx)).await,
+        ("deletecollection", "") => {
+            Box::pin(delete_collection(server, &store, namespace, &req, &ctx)).await
+        }
+        (_, "scale") => {
+            Box::pin(crate::handlers::scale::handle(
+                server, &store, namespace, &req, &ctx,
+            ))
+            .await
+        }
+        (_, "approval") => {
+            Box::pin(crate::handlers::approval::handle(
+                server, &store, &req, &ctx,
+            ))
+            .await
+        }
+        (_, "token") => {
+            Box::pin(crate::handlers::token::handle(
+                server, &store, namespace, &req, &ctx,
+            ))
+            .await
+        }
         (_, "eviction") => {
-            crate::handlers::eviction::handle(server, &store, namespace, &req, &ctx).await
+            Box::pin(crate::handlers::eviction::handle(
+                server, &store, namespace, &req, &ctx,
+            ))
+            .await
         }
         (verb, sub) => Err(StatusError::method_not_supported(
             &store.info().group_resource(),

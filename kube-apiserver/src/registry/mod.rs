@@ -23,6 +23,7 @@ pub mod store;
 pub mod table;
 pub mod typed;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use apimachinery::errors::{GroupKind, GroupResource};
@@ -288,8 +289,9 @@ pub trait Strategy: Send + Sync + 'static {
         obj
     }
 
-    /// Convert an object of this endpoint's version into the storage version.
-    fn encode_storage_version(&self, obj: Value) -> Value {
+    /// Convert an object of this endpoint's version into the storage version. Borrowed in,
+    /// borrowed out when there is nothing to convert, so that storing costs no copy.
+    fn encode_storage_version<'a>(&self, obj: Cow<'a, Value>) -> Cow<'a, Value> {
         obj
     }
 

@@ -3,6 +3,7 @@
 //! deletion, paging and watches (upstream's `registry/generic/registry.Store` and the
 //! etcd3 storage layer together).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -215,11 +216,19 @@ impl Store {
     }
 
     fn encode_for_storage(&self, obj: &Value) -> Result<Bytes, StatusError> {
-        let mut obj = self.strategy.encode_storage_version(obj.clone());
-        object::remove_meta(&mut obj, "resourceVersion");
-        serde_json::to_vec(&obj)
-            .map(Bytes::from)
-            .map_err(StatusError::internal)
+        let obj = self.strategy.encode_storage_version(Cow::Borrowed(obj));
+        // The resourceVersion is the revision, not part of the stored object. Without one
+        // (every create) the object is written as it is, without a copy.
+        let stored_as_is =
+            object::metadata(&obj).is_some_and(|m| !m.contains_key("resourceVersion"));
+        let bytes = if stored_as_is {
+            serde_json::to_vec(&*obj)
+        } else {
+            let mut obj = obj.into_owned();
+            object::remove_meta(&mut obj, "resourceVersion");
+            serde_json::to_vec(&obj)
+        };
+        bytes.map(Bytes::from).map_err(StatusError::internal)
     }
 
     fn storage_error(&self, e: StorageError, name: &str) -> StatusError {
@@ -258,15 +267,28 @@ impl Store {
     /// one, possibly a moment stale as upstream's informer-backed lookups are; a miss is
     /// checked against storage, so an object created a moment ago is still found.
     pub async fn get_cached(&self, namespace: &str, name: &str) -> Result<Value, StatusError> {
+        let kv = self.get_cached_raw(namespace, name).await?;
+        self.decode_stored(&kv)
+    }
+
+    /// [`Store::get_cached`] without decoding: the stored bytes (storage version, no
+    /// resourceVersion inside), for lookups that read only a field or two.
+    pub async fn get_cached_raw(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<KeyValue, StatusError> {
         if let Some(cache) = &self.cache {
             let key = self.key(namespace, name);
             if let Ok((kvs, _)) = cache.list_from_cache(&key).await {
-                if let Some(kv) = kvs.iter().find(|kv| kv.key == key) {
-                    return self.decode_stored(kv);
+                if let Some(kv) = kvs.into_iter().find(|kv| kv.key == key) {
+                    return Ok(kv);
                 }
             }
         }
-        self.get(namespace, name).await
+        self.get_kv(namespace, name)
+            .await?
+            .ok_or_else(|| StatusError::not_found(&self.resource(), name))
     }
 
     /// A list for lookups on hot paths: served from the watch cache when there is one
@@ -523,24 +545,18 @@ impl Store {
         if let Some(hooks) = &self.hooks {
             hooks.before_create(&mut obj, ctx.dry_run).await?;
         }
+        // A copy only for the hooks' clean-up after a failed write.
+        let kept = self.hooks.as_ref().map(|_| obj.clone());
         let result = self
-            .finish_create(
-                namespace,
-                &name,
-                obj.clone(),
-                generated,
-                ctx,
-                admission,
-                attrs,
-            )
+            .finish_create(namespace, &name, obj, generated, ctx, admission, attrs)
             .await;
-        if let (Some(hooks), Err(_)) = (&self.hooks, &result) {
-            hooks.create_failed(&obj).await;
+        if let (Some(hooks), Err(_), Some(obj)) = (&self.hooks, &result, &kept) {
+            hooks.create_failed(obj).await;
         }
-        result.map(|o| o.unwrap_or(obj))
+        result
     }
 
-    /// Validating admission and the write; `Ok(None)` for a dry run.
+    /// Validating admission and the write; a dry run returns the object unwritten.
     #[allow(clippy::too_many_arguments)]
     async fn finish_create(
         &self,
@@ -551,12 +567,12 @@ impl Store {
         ctx: &RequestContext,
         admission: &Admission,
         mut attrs: Attributes,
-    ) -> Result<Option<Value>, StatusError> {
+    ) -> Result<Value, StatusError> {
         attrs.object = Some(obj);
         admission.validate(&attrs).await?;
         let obj = attrs.object.take().unwrap_or(Value::Null);
         if ctx.dry_run {
-            return Ok(None);
+            return Ok(obj);
         }
         let key = self.key(namespace, name);
         match self
@@ -564,7 +580,7 @@ impl Store {
             .create(&key, self.encode_for_storage(&obj)?, self.info().ttl)
             .await
         {
-            Ok(kv) => Ok(Some(written(obj, &kv))),
+            Ok(kv) => Ok(written(obj, &kv)),
             Err(StorageError::AlreadyExists { .. }) if generated => {
                 Err(StatusError::generate_name_conflict(&self.resource(), name))
             }
@@ -594,23 +610,26 @@ impl Store {
     }
 
     fn validate_metadata(&self, obj: &Value) -> ErrorList {
-        let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
-            match object::metadata(obj).map(|m| serde_json::from_value(Value::Object(m.clone()))) {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => {
-                    return vec![FieldError::invalid(
-                        &Path::new("metadata"),
-                        "",
-                        e.to_string(),
-                    )]
-                }
-                None => {
-                    return vec![FieldError::required(
-                        &Path::new("metadata").child("name"),
-                        "",
-                    )]
-                }
-            };
+        let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta = match obj
+            .get("metadata")
+            .filter(|m| m.is_object())
+            .map(serde::Deserialize::deserialize)
+        {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                return vec![FieldError::invalid(
+                    &Path::new("metadata"),
+                    "",
+                    e.to_string(),
+                )]
+            }
+            None => {
+                return vec![FieldError::required(
+                    &Path::new("metadata").child("name"),
+                    "",
+                )]
+            }
+        };
         validation::validate_object_meta(
             &meta,
             self.info().namespaced,

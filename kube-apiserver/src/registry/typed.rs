@@ -2,12 +2,14 @@
 //! [`Strategy`] the generic store uses. Decoding into the typed struct is what type-checks
 //! a request body and drops fields the type does not have, as upstream's decoder does.
 
+use std::borrow::Cow;
+
 use apimachinery::field::ErrorList;
 use apimachinery::StatusError;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{Metadata as _, Resource as _};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::registry::table::{self, Column};
@@ -34,7 +36,7 @@ pub trait TypedStrategy: Send + Sync + 'static {
         obj
     }
 
-    fn encode_storage_version(&self, obj: Value) -> Value {
+    fn encode_storage_version<'a>(&self, obj: Cow<'a, Value>) -> Cow<'a, Value> {
         obj
     }
 
@@ -103,7 +105,8 @@ impl<S: TypedStrategy> Typed<S> {
     }
 
     fn typed(&self, obj: &Value) -> Option<S::Object> {
-        serde_json::from_value(obj.clone()).ok()
+        // Straight from the borrowed Value: no copy of the whole object first.
+        S::Object::deserialize(obj).ok()
     }
 
     fn to_json(obj: &S::Object) -> Value {
@@ -142,7 +145,7 @@ impl<S: TypedStrategy> Strategy for Typed<S> {
         self.strategy.decode_storage_version(obj)
     }
 
-    fn encode_storage_version(&self, obj: Value) -> Value {
+    fn encode_storage_version<'a>(&self, obj: Cow<'a, Value>) -> Cow<'a, Value> {
         self.strategy.encode_storage_version(obj)
     }
 

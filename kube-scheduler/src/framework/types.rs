@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use apimachinery::labels::Selector;
 use apimachinery::quantity::Quantity as ParsedQuantity;
-use k8s_openapi::api::core::v1::{Container, Node, Pod, PodAffinityTerm, Taint, Toleration};
+use k8s_openapi::api::core::v1::{
+    Container, Node, ObjectReference, Pod, PodAffinityTerm, PodSpec, Taint, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// An empty label map, for objects without labels.
@@ -285,14 +287,27 @@ pub struct WeightedAffinityTerm {
     pub weight: i32,
 }
 
-/// A pod and what the scheduler derives from it once.
-#[derive(Debug)]
+/// What the scheduler keeps of a pod, derived from it once: the fields the plugins read
+/// of the pods already on nodes (labels, requests, host ports, parsed affinity terms)
+/// and the identity the scheduler writes back with. Not the object itself: the cache
+/// holds one of these for every bound, assumed and nominated pod, and a whole `Pod`
+/// costs several times as much (its containers alone are kilobytes).
+#[derive(Debug, Clone)]
 pub struct PodInfo {
-    pub pod: Arc<Pod>,
     /// `namespace/name`.
     pub key: String,
+    /// Length of the namespace at the start of `key`.
+    namespace_len: usize,
     pub uid: String,
+    pub resource_version: String,
+    pub labels: BTreeMap<String, String>,
+    /// `spec.nodeName`; the chosen node for an assumed pod.
+    pub node_name: String,
     pub priority: i32,
+    /// Marked for deletion.
+    pub terminating: bool,
+    /// `status.startTime`, or the creation time when not started (for ordering victims).
+    pub start_time: Option<jiff::Timestamp>,
     /// What NodeResourcesFit checks and a node's `requested` counts.
     pub requests: Resource,
     /// CPU and memory with upstream's defaults for absent requests (for scoring).
@@ -306,19 +321,20 @@ pub struct PodInfo {
 }
 
 impl PodInfo {
-    pub fn new(pod: Arc<Pod>) -> PodInfo {
-        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let requests = pod_requests(&pod, false);
-        let non_zero = pod_requests(&pod, true);
-        let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
+    pub fn new(pod: &Pod) -> PodInfo {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let spec = pod.spec.as_ref();
+        let requests = pod_requests(pod, false);
+        let non_zero = pod_requests(pod, true);
+        let affinity = spec.and_then(|s| s.affinity.as_ref());
         let pa = affinity.and_then(|a| a.pod_affinity.as_ref());
         let paa = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
         let required = |terms: Option<&Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
             terms
                 .into_iter()
                 .flatten()
-                .map(|t| AffinityTerm::new(&namespace, t))
+                .map(|t| AffinityTerm::new(namespace, t))
                 .collect()
         };
         let preferred =
@@ -328,19 +344,30 @@ impl PodInfo {
                     .flatten()
                     .filter(|t| t.weight != 0)
                     .map(|t| WeightedAffinityTerm {
-                        term: AffinityTerm::new(&namespace, &t.pod_affinity_term),
+                        term: AffinityTerm::new(namespace, &t.pod_affinity_term),
                         weight: t.weight,
                     })
                     .collect::<Vec<_>>()
             };
         PodInfo {
             key: format!("{namespace}/{name}"),
+            namespace_len: namespace.len(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
-            priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
+            resource_version: pod.metadata.resource_version.clone().unwrap_or_default(),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            node_name: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+            priority: spec.and_then(|s| s.priority).unwrap_or(0),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+            start_time: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| t.0)
+                .or_else(|| pod.metadata.creation_timestamp.as_ref().map(|t| t.0)),
             non_zero_cpu: non_zero.milli_cpu,
             non_zero_memory: non_zero.memory,
             requests,
-            host_ports: host_ports(&pod),
+            host_ports: host_ports(pod),
             required_affinity: required(pa.and_then(|a| {
                 a.required_during_scheduling_ignored_during_execution
                     .as_ref()
@@ -357,48 +384,36 @@ impl PodInfo {
                 a.preferred_during_scheduling_ignored_during_execution
                     .as_ref()
             })),
-            pod,
+        }
+    }
+
+    /// The same pod counted on `node` (the scheduler's assumption before the binding
+    /// is confirmed).
+    pub fn on_node(&self, node: &str) -> PodInfo {
+        PodInfo {
+            node_name: node.to_string(),
+            ..self.clone()
         }
     }
 
     pub fn namespace(&self) -> &str {
-        self.pod.metadata.namespace.as_deref().unwrap_or("")
+        &self.key[..self.namespace_len]
     }
 
     pub fn name(&self) -> &str {
-        self.pod.metadata.name.as_deref().unwrap_or("")
+        self.key.get(self.namespace_len + 1..).unwrap_or_default()
     }
 
     pub fn labels(&self) -> &BTreeMap<String, String> {
-        self.pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS)
+        &self.labels
     }
 
     pub fn node_name(&self) -> &str {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_deref())
-            .unwrap_or("")
-    }
-
-    pub fn scheduler_name(&self) -> &str {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.scheduler_name.as_deref())
-            .unwrap_or(crate::config::DEFAULT_SCHEDULER_NAME)
-    }
-
-    pub fn tolerations(&self) -> &[Toleration] {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.tolerations.as_deref())
-            .unwrap_or(&[])
+        &self.node_name
     }
 
     pub fn is_terminating(&self) -> bool {
-        self.pod.metadata.deletion_timestamp.is_some()
+        self.terminating
     }
 
     pub fn has_affinity(&self) -> bool {
@@ -408,6 +423,67 @@ impl PodInfo {
             || !self.preferred_anti_affinity.is_empty()
     }
 
+    /// The pod's start time (for ordering victims); the creation time when not started.
+    pub fn start_time(&self) -> Option<jiff::Timestamp> {
+        self.start_time
+    }
+
+    /// A reference to the pod for events.
+    pub fn reference(&self) -> ObjectReference {
+        ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(self.name().to_string()),
+            namespace: Some(self.namespace().to_string()),
+            uid: Some(self.uid.clone()),
+            resource_version: Some(self.resource_version.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A pod waiting to be scheduled: its [`PodInfo`] and the whole object, whose spec
+/// Filter and Score read (node affinity and selector, tolerations, topology spread
+/// constraints, volumes). Only the queue and the scheduling cycle hold these; once the
+/// pod is assumed or bound the cache keeps the `PodInfo` alone.
+#[derive(Debug)]
+pub struct PendingPod {
+    pub info: Arc<PodInfo>,
+    pub pod: Pod,
+}
+
+impl std::ops::Deref for PendingPod {
+    type Target = PodInfo;
+
+    fn deref(&self) -> &PodInfo {
+        &self.info
+    }
+}
+
+impl PendingPod {
+    pub fn new(pod: Pod) -> PendingPod {
+        PendingPod {
+            info: Arc::new(PodInfo::new(&pod)),
+            pod,
+        }
+    }
+
+    pub fn spec(&self) -> Option<&PodSpec> {
+        self.pod.spec.as_ref()
+    }
+
+    pub fn scheduler_name(&self) -> &str {
+        self.spec()
+            .and_then(|s| s.scheduler_name.as_deref())
+            .unwrap_or(crate::config::DEFAULT_SCHEDULER_NAME)
+    }
+
+    pub fn tolerations(&self) -> &[Toleration] {
+        self.spec()
+            .and_then(|s| s.tolerations.as_deref())
+            .unwrap_or(&[])
+    }
+
     pub fn nominated_node_name(&self) -> &str {
         self.pod
             .status
@@ -415,15 +491,40 @@ impl PodInfo {
             .and_then(|s| s.nominated_node_name.as_deref())
             .unwrap_or("")
     }
+}
 
-    /// The pod's start time (for ordering victims); the creation time when not started.
-    pub fn start_time(&self) -> Option<jiff::Timestamp> {
-        self.pod
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.as_ref())
-            .map(|t| t.0)
-            .or_else(|| self.pod.metadata.creation_timestamp.as_ref().map(|t| t.0))
+/// What the plugins read of a Node object (its conditions, addresses, system info and
+/// the rest are not kept: a few kilobytes per node).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeView {
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub unschedulable: bool,
+    /// `status.allocatable`, or the capacity when allocatable is not reported.
+    pub allocatable: Resource,
+    /// Normalised image names on the node and their sizes (ImageLocality).
+    pub images: BTreeMap<String, i64>,
+}
+
+impl NodeView {
+    pub fn new(node: &Node) -> NodeView {
+        let status = node.status.as_ref();
+        let spec = node.spec.as_ref();
+        let mut images = BTreeMap::new();
+        for image in status.and_then(|s| s.images.as_ref()).into_iter().flatten() {
+            for name in image.names.iter().flatten() {
+                images.insert(normalized_image_name(name), image.size_bytes.unwrap_or(0));
+            }
+        }
+        NodeView {
+            labels: node.metadata.labels.clone().unwrap_or_default(),
+            taints: spec.and_then(|s| s.taints.clone()).unwrap_or_default(),
+            unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+            allocatable: Resource::from_list(
+                status.and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref())),
+            ),
+            images,
+        }
     }
 }
 
@@ -431,7 +532,7 @@ impl PodInfo {
 #[derive(Debug, Clone, Default)]
 pub struct NodeInfo {
     /// `None` while only pods naming the node are known (they may arrive before it).
-    pub node: Option<Arc<Node>>,
+    pub node: Option<Arc<NodeView>>,
     pub name: String,
     pub pods: Vec<Arc<PodInfo>>,
     pub pods_with_affinity: Vec<Arc<PodInfo>>,
@@ -441,10 +542,6 @@ pub struct NodeInfo {
     pub non_zero_cpu: i64,
     pub non_zero_memory: i64,
     pub allocatable: Resource,
-    /// Normalised image names on the node and their sizes (ImageLocality).
-    pub images: Arc<BTreeMap<String, i64>>,
-    /// Bumped on every change; the snapshot copies nodes whose generation moved.
-    pub generation: u64,
 }
 
 impl NodeInfo {
@@ -455,46 +552,21 @@ impl NodeInfo {
         }
     }
 
-    pub fn set_node(&mut self, node: Arc<Node>) {
-        let status = node.status.as_ref();
-        self.allocatable = Resource::from_list(
-            status.and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref())),
-        );
-        let mut images = BTreeMap::new();
-        for image in status.and_then(|s| s.images.as_ref()).into_iter().flatten() {
-            for name in image.names.iter().flatten() {
-                images.insert(normalized_image_name(name), image.size_bytes.unwrap_or(0));
-            }
-        }
-        self.images = Arc::new(images);
+    pub fn set_node(&mut self, node: Arc<NodeView>) {
+        self.allocatable = node.allocatable.clone();
         self.node = Some(node);
     }
 
-    pub fn node(&self) -> Option<&Node> {
-        self.node.as_deref()
-    }
-
     pub fn labels(&self) -> &BTreeMap<String, String> {
-        self.node
-            .as_ref()
-            .and_then(|n| n.metadata.labels.as_ref())
-            .unwrap_or(&NO_LABELS)
+        self.node.as_ref().map_or(&NO_LABELS, |n| &n.labels)
     }
 
     pub fn taints(&self) -> &[Taint] {
-        self.node
-            .as_ref()
-            .and_then(|n| n.spec.as_ref())
-            .and_then(|s| s.taints.as_deref())
-            .unwrap_or(&[])
+        self.node.as_ref().map_or(&[], |n| &n.taints)
     }
 
     pub fn unschedulable(&self) -> bool {
-        self.node
-            .as_ref()
-            .and_then(|n| n.spec.as_ref())
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false)
+        self.node.as_ref().is_some_and(|n| n.unschedulable)
     }
 
     pub fn add_pod(&mut self, pod: Arc<PodInfo>) {
@@ -610,9 +682,9 @@ mod tests {
     #[test]
     fn node_info_sums_follow_adds_and_removes() {
         let mut ni = NodeInfo::new("n");
-        let p = Arc::new(PodInfo::new(Arc::new(pod(json!({"containers": [
+        let p = Arc::new(PodInfo::new(&pod(json!({"containers": [
             {"name": "a", "resources": {"requests": {"cpu": "250m"}}, "ports": [{"containerPort": 1, "hostPort": 9}]}
-        ]})))));
+        ]}))));
         ni.add_pod(Arc::clone(&p));
         assert_eq!(ni.requested.milli_cpu, 250);
         assert_eq!(ni.non_zero_memory, DEFAULT_MEMORY_REQUEST);
@@ -621,6 +693,59 @@ mod tests {
         assert_eq!(ni.requested, Resource::default());
         assert!(ni.used_ports.is_empty());
         assert_eq!(ni.non_zero_memory, 0);
+    }
+
+    #[test]
+    fn pod_info_keeps_what_is_read_of_placed_pods() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "namespace": "prod", "uid": "u9",
+                "resourceVersion": "42", "labels": {"app": "web"},
+                "creationTimestamp": "2026-01-02T03:04:05Z"},
+            "spec": {"nodeName": "n1", "priority": 7, "containers": [{"name": "c",
+                "resources": {"requests": {"cpu": "1"}}}]}
+        }))
+        .unwrap();
+        let info = PodInfo::new(&p);
+        assert_eq!((info.namespace(), info.name()), ("prod", "web-1"));
+        assert_eq!(info.key, "prod/web-1");
+        assert_eq!(info.labels().get("app").map(String::as_str), Some("web"));
+        assert_eq!((info.node_name(), info.priority), ("n1", 7));
+        assert_eq!(
+            info.start_time().map(|t| t.as_second()),
+            Some(1_767_323_045)
+        );
+        let r = info.reference();
+        assert_eq!(r.name.as_deref(), Some("web-1"));
+        assert_eq!(r.resource_version.as_deref(), Some("42"));
+        let moved = info.on_node("n2");
+        assert_eq!(moved.node_name(), "n2");
+        assert_eq!(moved.requests.milli_cpu, 1000);
+
+        let cluster_scoped = PodInfo::new(
+            &serde_json::from_value::<Pod>(json!({"metadata": {"name": "x"}})).unwrap(),
+        );
+        assert_eq!(
+            (cluster_scoped.namespace(), cluster_scoped.name()),
+            ("", "x")
+        );
+    }
+
+    #[test]
+    fn node_view_changes_only_with_what_plugins_read() {
+        let node = |taint: &str, condition: &str| -> Node {
+            serde_json::from_value(json!({
+                "metadata": {"name": "n", "labels": {"zone": "a"}},
+                "spec": {"taints": [{"key": taint, "effect": "NoSchedule"}]},
+                "status": {"allocatable": {"cpu": "2", "pods": "10"},
+                    "conditions": [{"type": "Ready", "status": condition}]}
+            }))
+            .unwrap()
+        };
+        let v = NodeView::new(&node("a", "True"));
+        assert_eq!(v.allocatable.milli_cpu, 2000);
+        assert_eq!(v.taints.len(), 1);
+        assert_eq!(v, NodeView::new(&node("a", "False")));
+        assert_ne!(v, NodeView::new(&node("b", "True")));
     }
 
     #[test]

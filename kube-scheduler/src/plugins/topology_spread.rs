@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 
 use crate::cache::Cache;
 use crate::framework::helpers::pod_matches_node;
+use crate::framework::types::PendingPod;
 use crate::framework::{NodeInfo, PodInfo, Status, MAX_NODE_SCORE};
 
 pub const ERR_CONSTRAINTS: &str = "node(s) didn't match pod topology spread constraints";
@@ -25,7 +26,7 @@ struct Constraint {
     honor_taints: bool,
 }
 
-fn constraints(pod: &PodInfo, action: &str) -> Vec<Constraint> {
+fn constraints(pod: &PendingPod, action: &str) -> Vec<Constraint> {
     let list: &[TopologySpreadConstraint] = pod
         .pod
         .spec
@@ -71,7 +72,7 @@ fn count_matching(node: &NodeInfo, pod: &PodInfo, selector: &Selector) -> i64 {
         .count() as i64
 }
 
-fn node_counts(c: &Constraint, pod: &PodInfo, node: &NodeInfo) -> bool {
+fn node_counts(c: &Constraint, pod: &PendingPod, node: &NodeInfo) -> bool {
     if c.honor_affinity && !pod_matches_node(&pod.pod, &node.name, node.labels()) {
         return false;
     }
@@ -96,7 +97,7 @@ pub struct PreFilterState {
     min: Vec<i64>,
 }
 
-pub fn pre_filter(pod: &PodInfo, cache: &Cache) -> Option<PreFilterState> {
+pub fn pre_filter(pod: &PendingPod, cache: &Cache) -> Option<PreFilterState> {
     let constraints = constraints(pod, "DoNotSchedule");
     if constraints.is_empty() {
         return None;
@@ -149,7 +150,7 @@ pub fn filter(state: &PreFilterState, pod: &PodInfo, node: &NodeInfo) -> Status 
 }
 
 /// Score (normalised) for ScheduleAnyway constraints; `None` without any.
-pub fn score(pod: &PodInfo, cache: &Cache, feasible: &[usize]) -> Option<Vec<i64>> {
+pub fn score(pod: &PendingPod, cache: &Cache, feasible: &[usize]) -> Option<Vec<i64>> {
     let constraints = constraints(pod, "ScheduleAnyway");
     if constraints.is_empty() {
         return None;

@@ -12,7 +12,8 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::framework::helpers::node_selector_matches;
-use crate::framework::{NodeInfo, PodInfo, Status};
+use crate::framework::types::PendingPod;
+use crate::framework::{NodeInfo, Status};
 
 pub const ERR_UNBOUND_IMMEDIATE: &str = "pod has unbound immediate PersistentVolumeClaims";
 pub const ERR_NODE_CONFLICT: &str = "node(s) had volume node affinity conflict";
@@ -50,7 +51,7 @@ fn class_name(claim: &PersistentVolumeClaim) -> String {
 }
 
 /// PreFilter: `Ok(None)` when the pod has no claims; `Err` rejects the pod outright.
-pub fn pre_filter(pod: &PodInfo, stores: &Stores) -> Result<Option<PodVolumes>, Status> {
+pub fn pre_filter(pod: &PendingPod, stores: &Stores) -> Result<Option<PodVolumes>, Status> {
     let Some(spec) = pod.pod.spec.as_ref() else {
         return Ok(None);
     };

@@ -329,6 +329,22 @@ impl ImageGcManager {
     }
 }
 
+/// The sandbox (pause) image the runtime uses, from the CRI's verbose Status (containerd
+/// reports its CRI config under `info["config"]`, with `sandboxImage`). The kubelet keeps
+/// it out of image GC without a flag of its own (upstream's --pod-infra-container-image
+/// is deprecated for the same reason).
+pub async fn runtime_sandbox_image(cri: &Cri) -> Option<String> {
+    let status = cri
+        .runtime
+        .clone()
+        .status(cri::api::StatusRequest { verbose: true })
+        .await
+        .ok()?
+        .into_inner();
+    let config: serde_json::Value = serde_json::from_str(status.info.get("config")?).ok()?;
+    config["sandboxImage"].as_str().map(str::to_string)
+}
+
 fn statfs(path: &Path) -> Result<FsStats, nix::Error> {
     let s = nix::sys::statvfs::statvfs(path)?;
     let frsize = s.fragment_size();

@@ -129,9 +129,12 @@ pub fn default_pull_policy(image: &str) -> &'static str {
 pub struct ImageManager {
     cri: Cri,
     backoff: Arc<Mutex<Backoff>>,
+    /// serializeImagePulls (upstream's default): one pull at a time.
+    pull_lock: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl ImageManager {
+    /// Serialized pulls, upstream's back-off.
     pub fn new(cri: Cri) -> Self {
         Self::with_backoff(cri, Backoff::kubelet_default())
     }
@@ -140,7 +143,14 @@ impl ImageManager {
         Self {
             cri,
             backoff: Arc::new(Mutex::new(backoff)),
+            pull_lock: Some(Arc::new(tokio::sync::Mutex::new(()))),
         }
+    }
+
+    /// KubeletConfiguration's serializeImagePulls: false lets pulls run in parallel.
+    pub fn serialize_pulls(mut self, serialize: bool) -> Self {
+        self.pull_lock = serialize.then(|| Arc::new(tokio::sync::Mutex::new(())));
+        self
     }
 
     /// Returns the image reference (the runtime's image id) to create the container from.
@@ -221,6 +231,11 @@ impl ImageManager {
             format!("Pulling image \"{image}\""),
         ));
         let start = Instant::now();
+        let _serialized = match &self.pull_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let pull_start = Instant::now();
         let pulled = self
             .cri
             .image
@@ -231,9 +246,10 @@ impl ImageManager {
                 sandbox_config: None,
             })
             .await;
+        drop(_serialized);
         match pulled {
             Ok(pulled) => {
-                let took = start.elapsed();
+                let took = pull_start.elapsed();
                 {
                     let mut backoff = self.lock();
                     backoff.reset(&key);

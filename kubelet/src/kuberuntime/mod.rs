@@ -125,8 +125,8 @@ pub type Reasons = HashMap<String, (String, String)>;
 #[derive(Default)]
 pub struct PodSyncState {
     pub reasons: Reasons,
-    /// Containers whose liveness probe failed since the last sync.
-    pub restart_requested: Vec<String>,
+    /// Containers whose liveness or startup probe failed: (name, the prober's reason).
+    pub restart_requested: Vec<(String, String)>,
 }
 
 /// What a sync asks of the worker.
@@ -514,16 +514,10 @@ impl RuntimeManager {
             match rp.latest_in_sandbox(&c.name).cloned() {
                 Some(info) if info.running() => {
                     let changed = !info.hash.is_empty() && info.hash != current_hash;
-                    let unhealthy = restart_requested.contains(&c.name);
-                    if changed || unhealthy {
-                        let why = if changed {
-                            format!("Container {} definition changed, will be restarted", c.name)
-                        } else {
-                            format!(
-                                "Container {} failed liveness probe, will be restarted",
-                                c.name
-                            )
-                        };
+                    let unhealthy = restart_requested.iter().find(|(n, _)| *n == c.name);
+                    if changed {
+                        let why =
+                            format!("Container {} definition changed, will be restarted", c.name);
                         self.kill_container(Some(pod), &info, None, Some(why)).await;
                         self.start_container(
                             pod,
@@ -535,6 +529,12 @@ impl RuntimeManager {
                             &mut out,
                         )
                         .await;
+                    } else if let Some((_, reason)) = unhealthy {
+                        // Killed now; the next sync restarts it (with back-off) if the
+                        // restartPolicy allows, as upstream.
+                        let why = format!("{reason}, will be restarted");
+                        self.kill_container(Some(pod), &info, None, Some(why)).await;
+                        out.retry(Duration::from_millis(100));
                     }
                 }
                 Some(info) if info.exited() => {
@@ -1035,8 +1035,25 @@ impl RuntimeManager {
             tracing::warn!(pod = uid, error = %e, "tearing down volumes");
         }
         let _ = tokio::fs::remove_dir_all(self.pod_dir(uid)).await;
-        if let Some(cg) = cgroup {
-            cm::remove_pod_cgroup(&cg);
+        // Logs go with the pod: `<podLogsDir>/<namespace>_<name>_<uid>`.
+        let suffix = format!("_{uid}");
+        if let Ok(mut entries) = tokio::fs::read_dir(&self.ctx.config.pod_logs_dir).await {
+            while let Ok(Some(e)) = entries.next_entry().await {
+                if e.file_name().to_string_lossy().ends_with(&suffix) {
+                    let _ = tokio::fs::remove_dir_all(e.path()).await;
+                }
+            }
+        }
+        match cgroup {
+            Some(cg) => cm::remove_pod_cgroup(&cg),
+            // An orphan: its QoS class is unknown, try each.
+            None if self.ctx.config.cgroups_per_qos => {
+                let root = self.ctx.config.cgroup_root.trim_end_matches('/');
+                for qos in ["", "/burstable", "/besteffort"] {
+                    cm::remove_pod_cgroup(&format!("{root}/kubepods{qos}/pod{uid}"));
+                }
+            }
+            None => {}
         }
         self.backoff.lock().forget_prefix(&format!("{uid}/"));
     }

@@ -368,15 +368,20 @@ pub fn lease(name: &str, node_uid: Option<&str>, duration_seconds: i32, now: Mic
 pub async fn run_lease(ctx: Context) {
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), LEASE_NAMESPACE);
     let nodes: Api<Node> = Api::all(ctx.client.clone());
-    let mut tick = tokio::time::interval(LEASE_RENEW_INTERVAL);
     let duration = ctx.config.node_lease_duration_seconds;
     loop {
+        // Until the Lease is owned by the registered Node, retry every second.
+        let next = match renew(&ctx, &leases, &nodes, duration).await {
+            Ok(true) => LEASE_RENEW_INTERVAL,
+            Ok(false) => Duration::from_secs(1),
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to renew the node lease");
+                Duration::from_secs(1)
+            }
+        };
         tokio::select! {
-            _ = tick.tick() => {}
+            () = tokio::time::sleep(next) => {}
             () = ctx.shutdown.cancelled() => return,
-        }
-        if let Err(e) = renew(&ctx, &leases, &nodes, duration).await {
-            tracing::warn!(error = %e, "failed to renew the node lease");
         }
     }
 }
@@ -386,9 +391,9 @@ async fn renew(
     leases: &Api<Lease>,
     nodes: &Api<Node>,
     duration: i32,
-) -> Result<(), kube::Error> {
+) -> Result<bool, kube::Error> {
     let now = MicroTime(jiff::Timestamp::now());
-    match leases.get_opt(&ctx.node_name).await? {
+    let owned = match leases.get_opt(&ctx.node_name).await? {
         None => {
             // Upstream only sets the owner once the Node exists.
             let node_uid = nodes
@@ -401,6 +406,7 @@ async fn renew(
                     &lease(&ctx.node_name, node_uid.as_deref(), duration, now),
                 )
                 .await?;
+            node_uid.is_some()
         }
         Some(mut existing) => {
             if existing.metadata.owner_references.is_none() {
@@ -419,12 +425,14 @@ async fn renew(
             spec.holder_identity = Some(ctx.node_name.clone());
             spec.lease_duration_seconds = Some(duration);
             spec.renew_time = Some(now);
+            let owned = existing.metadata.owner_references.is_some();
             leases
                 .replace(&ctx.node_name, &PostParams::default(), &existing)
                 .await?;
+            owned
         }
-    }
-    Ok(())
+    };
+    Ok(owned)
 }
 
 /// A resource list from `name -> quantity string`.

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::kuberuntime::RuntimeManager;
+use crate::prober::ProbeManager;
 use crate::run::Context;
 use crate::status::{ProbeResults, StatusManager};
 
@@ -76,6 +77,8 @@ pub struct PodManager {
     pub runtime: Arc<RuntimeManager>,
     pub status: StatusManager,
     pub probes: Arc<dyn ProbeResults>,
+    /// Runs the containers' probes; the worker registers every running container.
+    pub prober: Option<ProbeManager>,
     pub on_gone: Option<PodGone>,
     inner: Mutex<Inner>,
     api_synced: AtomicBool,
@@ -87,15 +90,20 @@ impl PodManager {
     pub fn new(
         ctx: Context,
         runtime: Arc<RuntimeManager>,
-        probes: Arc<dyn ProbeResults>,
+        prober: Option<ProbeManager>,
         on_gone: Option<PodGone>,
     ) -> Arc<Self> {
+        let probes: Arc<dyn ProbeResults> = match &prober {
+            Some(p) => Arc::new(p.clone()),
+            None => Arc::new(crate::status::NoProbes),
+        };
         let files_synced = ctx.config.static_pod_path.is_none();
         Arc::new(PodManager {
             ctx,
             runtime,
             status: StatusManager::default(),
             probes,
+            prober,
             on_gone,
             inner: Mutex::new(Inner::default()),
             api_synced: AtomicBool::new(false),
@@ -177,6 +185,9 @@ impl PodManager {
 
     fn drop_entry(&self, uid: &str) {
         self.inner.lock().pods.remove(uid);
+        if let Some(p) = &self.prober {
+            p.remove_pod(uid);
+        }
         if let Some(f) = &self.on_gone {
             f(uid);
         }

@@ -128,6 +128,7 @@ async fn sync(
         Some("Succeeded") | Some("Failed")
     );
     let mut retry = None;
+    register_probes(mgr, pod, rp, state);
     let rp = if terminal {
         // A finished pod is never started again; its sandbox is stopped.
         if rp.sandboxes.iter().any(|s| s.ready) {
@@ -147,6 +148,7 @@ async fn sync(
             Err(_) => return Some(Duration::from_secs(1)),
         }
     };
+    register_probes(mgr, pod, &rp, state);
     let log_dir = sandbox::log_directory(&mgr.ctx.config.pod_logs_dir, pod);
     let message = |info: &crate::kuberuntime::ContainerInfo| {
         mgr.runtime.termination_message(info, Some(&log_dir))
@@ -182,4 +184,34 @@ async fn sync(
         mgr.runtime.kill_pod(Some(pod), &rp, None).await;
     }
     retry
+}
+
+/// Hands every running container of the current sandbox to the prober (a no-op for
+/// containers it already probes; adopted containers get probed after a kubelet restart)
+/// and collects the containers whose liveness or startup failed.
+fn register_probes(mgr: &PodManager, pod: &Pod, rp: &RuntimePod, state: &mut PodSyncState) {
+    let Some(prober) = &mgr.prober else { return };
+    let Some(spec) = &pod.spec else { return };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let Some(sandbox) = rp.current_sandbox() else {
+        return;
+    };
+    let pod_ip = if sandbox::host_network(pod) {
+        mgr.ctx.node_ip.to_string()
+    } else {
+        sandbox.ips.first().cloned().unwrap_or_default()
+    };
+    for c in &spec.containers {
+        match rp.latest_in_sandbox(&c.name) {
+            Some(info) if info.running() => {
+                prober.add_container(pod, c, &info.id, &pod_ip);
+                if let Some(reason) = prober.failed(&uid, &c.name) {
+                    if !state.restart_requested.iter().any(|(n, _)| n == &c.name) {
+                        state.restart_requested.push((c.name.clone(), reason));
+                    }
+                }
+            }
+            _ => prober.remove_container(&uid, &c.name),
+        }
+    }
 }

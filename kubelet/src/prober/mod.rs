@@ -152,10 +152,10 @@ impl ProbeManager {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts probing a running container (call it for every started container, also
-    /// those without probes, and again after each restart: a new `container_id` resets
-    /// its results and restarts its workers; the same id is a no-op). Must be called
-    /// inside a tokio runtime.
+    /// Starts probing a running container (call it for every started container, and
+    /// again after each restart: a new `container_id` resets its results and restarts its
+    /// workers; the same id is a no-op; a container without probes costs nothing). Must
+    /// be called inside a tokio runtime.
     pub fn add_container(
         &self,
         pod: &Pod,
@@ -221,20 +221,27 @@ impl ProbeManager {
         self.lock().retain(|(uid, _), _| uid != pod_uid);
     }
 
-    /// The container's `ready`: started, and its readiness probe (if any) succeeded.
-    /// False for containers never added.
+    /// The (running) container's `ready`: started, and its readiness probe (if any)
+    /// succeeded. As upstream, a container without a worker (never added: no probes) is
+    /// ready; so add every container that has probes, also adopted ones after a restart.
     pub fn ready(&self, pod_uid: &str, container: &str) -> bool {
         self.lock()
             .get(&(pod_uid.to_string(), container.to_string()))
-            .is_some_and(|s| s.started && (!s.has_readiness || s.ready) && s.failed.is_none())
+            .is_none_or(|s| s.started && (!s.has_readiness || s.ready) && s.failed.is_none())
     }
 
-    /// The container's `started`: its startup probe (if any) succeeded. False for
-    /// containers never added.
+    /// The (running) container's `started`: its startup probe (if any) succeeded. True
+    /// for containers never added, as upstream.
     pub fn started(&self, pod_uid: &str, container: &str) -> bool {
         self.lock()
             .get(&(pod_uid.to_string(), container.to_string()))
-            .is_some_and(|s| s.started)
+            .is_none_or(|s| s.started)
+    }
+
+    /// Whether the manager probes this container (it was added and not removed).
+    pub fn is_tracked(&self, pod_uid: &str, container: &str) -> bool {
+        self.lock()
+            .contains_key(&(pod_uid.to_string(), container.to_string()))
     }
 
     /// When the container's liveness or startup probe failed: the reason to restart it,
@@ -295,6 +302,16 @@ impl ProbeManager {
         if let Some(tx) = &self.inner.events {
             let _ = tx.send(event);
         }
+    }
+}
+
+/// The pod workers' view of the results (`kubelet::status::ProbeResults`).
+impl crate::status::ProbeResults for ProbeManager {
+    fn ready(&self, uid: &str, container: &str) -> bool {
+        ProbeManager::ready(self, uid, container)
+    }
+    fn started(&self, uid: &str, container: &str) -> bool {
+        ProbeManager::started(self, uid, container)
     }
 }
 

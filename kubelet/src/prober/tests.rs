@@ -443,8 +443,11 @@ async fn liveness_failure_reaches_threshold_and_holds() {
     status.store(200, Ordering::SeqCst);
     m.add_container(&pod("u1"), &c, "id-2", "127.0.0.1");
     assert_eq!(m.failed("u1", "c"), None);
+    assert!(m.is_tracked("u1", "c"));
     m.remove_pod("u1");
-    assert!(!m.started("u1", "c"));
+    assert!(!m.is_tracked("u1", "c"));
+    // Untracked (no probes) counts as started and ready, as upstream.
+    assert!(m.started("u1", "c") && m.ready("u1", "c"));
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ impl EventSink {
             instance: instance.to_string(),
         };
         runtime.spawn(async move {
-            let mut seen: HashMap<String, (String, i32, Instant)> = HashMap::new();
+            let mut seen = Seen::default();
             loop {
                 let next = tokio::select! {
                     next = rx.recv() => next,
@@ -105,11 +105,45 @@ struct Reporter {
 /// How long identical events are folded into one series (kube-runtime's and upstream's
 /// cache lifetime).
 const SERIES_TTL: Duration = Duration::from_secs(360);
+/// How often expired series are dropped: sweeping on every event costs a pass over
+/// every event of the last minutes (the scheduler records one per pod it binds).
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Recent events by what makes them identical: the event's name, its count and when it
+/// was last seen.
+struct Seen {
+    series: HashMap<String, (String, i32, Instant)>,
+    last_sweep: Instant,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            series: HashMap::new(),
+            last_sweep: Instant::now(),
+        }
+    }
+}
+
+impl Seen {
+    /// The live series for `key` (an expired one not yet swept counts as absent).
+    fn get_mut(&mut self, key: &str) -> Option<&mut (String, i32, Instant)> {
+        let now = Instant::now();
+        if now.duration_since(self.last_sweep) >= SWEEP_EVERY {
+            self.series
+                .retain(|_, (_, _, at)| now.duration_since(*at) < SERIES_TTL);
+            self.last_sweep = now;
+        }
+        self.series
+            .get_mut(key)
+            .filter(|(_, _, at)| now.duration_since(*at) < SERIES_TTL)
+    }
+}
 
 async fn publish(
     client: &kube::Client,
     reporter: &Reporter,
-    seen: &mut HashMap<String, (String, i32, Instant)>,
+    seen: &mut Seen,
     event: &Event,
     reference: &ObjectReference,
 ) -> Result<(), kube::Error> {
@@ -119,7 +153,6 @@ async fn publish(
         .clone()
         .unwrap_or_else(|| "default".into());
     let api: Api<K8sEvent> = Api::namespaced(client.clone(), &ns);
-    seen.retain(|_, (_, _, at)| at.elapsed() < SERIES_TTL);
     let key = format!(
         "{}/{}/{}/{:?}/{}/{}",
         reference.uid.as_deref().unwrap_or_default(),
@@ -176,6 +209,36 @@ async fn publish(
         ..Default::default()
     };
     api.create(&PostParams::default(), &k8s_event).await?;
-    seen.insert(key, (name, 1, Instant::now()));
+    seen.series.insert(key, (name, 1, Instant::now()));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_series_are_not_continued_and_are_swept() {
+        let now = Instant::now();
+        let (Some(old), Some(long_ago)) = (
+            now.checked_sub(SERIES_TTL + Duration::from_secs(1)),
+            now.checked_sub(SWEEP_EVERY + Duration::from_secs(1)),
+        ) else {
+            // The monotonic clock started too recently to go back that far.
+            return;
+        };
+        let mut seen = Seen {
+            series: HashMap::new(),
+            last_sweep: now,
+        };
+        seen.series.insert("old".into(), ("e1".into(), 3, old));
+        seen.series.insert("new".into(), ("e2".into(), 1, now));
+        // Not swept yet, but an expired series is not continued.
+        assert!(seen.get_mut("old").is_none());
+        assert_eq!(seen.series.len(), 2);
+        assert_eq!(seen.get_mut("new").map(|s| s.1), Some(1));
+        seen.last_sweep = long_ago;
+        assert!(seen.get_mut("new").is_some());
+        assert_eq!(seen.series.len(), 1);
+    }
 }

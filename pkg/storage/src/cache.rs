@@ -4,7 +4,8 @@
 //! served from memory. N watchers of pods thus cost one etcd watch, not N.
 //!
 //! Per cached prefix a task (started on first use, or by [`CachedStorage::start`]) lists
-//! the prefix at some revision R, watches from R, and applies each revision's events
+//! the prefix at some revision R, watches from R (without previous values, which the
+//! cache fills in from its state), and applies each revision's events
 //! atomically to the state and the ring, then hands them to a broadcast channel that all
 //! watchers of the prefix read. Events are shared (`Arc`), and no lock is held while a
 //! watcher waits. A watcher that falls further behind than the broadcast buffer catches up
@@ -346,7 +347,7 @@ async fn reflect<S: Storage>(cache: Arc<PrefixCache>, backend: Arc<S>) {
         }
         let from = cache.state.lock().revision;
         let error = match backend
-            .watch_with_progress(&cache.prefix, from, cache.progress.clone())
+            .watch_changes(&cache.prefix, from, cache.progress.clone())
             .await
         {
             Ok(stream) => {
@@ -491,13 +492,25 @@ impl PrefixCache {
                 batch.clear();
                 return;
             }
-            for event in batch.drain(..) {
+            for mut event in batch.drain(..) {
+                // The backend watch need not carry previous values (`watch_changes`): the
+                // state holds them.
                 match event.kind {
                     EventKind::Deleted => {
-                        state.items.remove(&event.kv.key);
+                        let last = state.items.remove(&event.kv.key);
+                        if event.prev.is_none() {
+                            if let Some(last) = last {
+                                event.kv.value = last.value.clone();
+                                event.kv.create_revision = last.create_revision;
+                                event.prev = Some(last);
+                            }
+                        }
                     }
                     EventKind::Created | EventKind::Updated => {
-                        state.items.insert(event.kv.key.clone(), event.kv.clone());
+                        let last = state.items.insert(event.kv.key.clone(), event.kv.clone());
+                        if event.kind == EventKind::Updated && event.prev.is_none() {
+                            event.prev = last;
+                        }
                     }
                 }
                 state.seq += 1;

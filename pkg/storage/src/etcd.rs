@@ -8,7 +8,8 @@
 //! lease manager does), instead of one lease per key.
 //!
 //! Watches use one gRPC watch stream each, with `prev_kv` so that deletions carry the last
-//! value. When a stream has been idle for the progress interval it asks etcd for a
+//! value (except [`Storage::watch_changes`], whose consumer knows the previous values and
+//! spares etcd the extra read per event). When a stream has been idle for the progress interval it asks etcd for a
 //! progress notification and turns the answer into a `Progress` item. Before etcd 3.4.31
 //! and 3.5.13 such an answer can overtake events still queued for the watcher (etcd issue
 //! 15220); with those versions the answer is only trusted after a short delay
@@ -459,6 +460,7 @@ impl EtcdStorage {
         prefix: &str,
         after: Revision,
         progress: Option<ProgressRequester>,
+        prev_values: bool,
     ) -> Result<WatchStream> {
         let after = after.max(0);
         let start = after + 1;
@@ -486,11 +488,13 @@ impl EtcdStorage {
                 return Err(failure.into_error())
             }
         }
-        let options = WatchOptions::new()
+        let mut options = WatchOptions::new()
             .with_range(prefix_end(prefix))
             .with_start_revision(start)
-            .with_prev_key()
             .with_progress_notify();
+        if prev_values {
+            options = options.with_prev_key();
+        }
         let stream = self
             .request(
                 self.client
@@ -694,7 +698,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
-        self.watch_from(prefix, after, None).await
+        self.watch_from(prefix, after, None, true).await
     }
 
     async fn watch_with_progress(
@@ -703,7 +707,17 @@ impl Storage for EtcdStorage {
         after: Revision,
         progress: ProgressRequester,
     ) -> Result<WatchStream> {
-        self.watch_from(prefix, after, Some(progress)).await
+        self.watch_from(prefix, after, Some(progress), true).await
+    }
+
+    /// Without `prev_kv`: etcd would read every event's previous value for it.
+    async fn watch_changes(
+        &self,
+        prefix: &str,
+        after: Revision,
+        progress: ProgressRequester,
+    ) -> Result<WatchStream> {
+        self.watch_from(prefix, after, Some(progress), false).await
     }
 
     async fn current_revision(&self) -> Result<Revision> {

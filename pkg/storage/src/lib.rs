@@ -191,6 +191,21 @@ pub trait Storage: Send + Sync + 'static {
         self.watch(prefix, after).await
     }
 
+    /// Like [`Storage::watch_with_progress`], for a consumer that keeps the current state
+    /// of the prefix itself (the watch cache) and so knows every previous value: events
+    /// need not carry `prev`, and a `Deleted` event's `kv` may carry only the key and the
+    /// deletion's revision (empty value, `create_revision` 0). etcd then need not read
+    /// the previous value of every change (its `prev_kv` is one extra range read per
+    /// event). Backends that have the previous values at hand keep the default.
+    async fn watch_changes(
+        &self,
+        prefix: &str,
+        after: Revision,
+        progress: ProgressRequester,
+    ) -> Result<WatchStream> {
+        self.watch_with_progress(prefix, after, progress).await
+    }
+
     /// The store's current revision.
     async fn current_revision(&self) -> Result<Revision>;
 
@@ -277,6 +292,14 @@ impl<T: Storage + ?Sized> Storage for Arc<T> {
         progress: ProgressRequester,
     ) -> Result<WatchStream> {
         (**self).watch_with_progress(prefix, after, progress).await
+    }
+    async fn watch_changes(
+        &self,
+        prefix: &str,
+        after: Revision,
+        progress: ProgressRequester,
+    ) -> Result<WatchStream> {
+        (**self).watch_changes(prefix, after, progress).await
     }
     async fn current_revision(&self) -> Result<Revision> {
         (**self).current_revision().await

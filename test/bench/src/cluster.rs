@@ -47,6 +47,32 @@ impl ApiServer {
         extra_args: &[String],
         tls: Arc<rustls::ClientConfig>,
     ) -> Result<Self> {
+        Self::start_wrapped(
+            &[],
+            binary,
+            etcd_endpoint,
+            dir,
+            pki_dir,
+            extra_args,
+            tls,
+            Duration::from_secs(60),
+        )
+        .await
+    }
+
+    /// Like [`ApiServer::start`], with the binary run by `wrapper` (e.g. `valgrind
+    /// --tool=callgrind`, which keeps the process id) and a longer wait for readiness.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_wrapped(
+        wrapper: &[String],
+        binary: &Path,
+        etcd_endpoint: &str,
+        dir: &Path,
+        pki_dir: &Path,
+        extra_args: &[String],
+        tls: Arc<rustls::ClientConfig>,
+        ready_timeout: Duration,
+    ) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .context("picking a free port")?
@@ -54,7 +80,15 @@ impl ApiServer {
         let log = dir.join("kube-apiserver.log");
         let log_file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = Command::new(binary)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .arg(format!("--etcd-servers={etcd_endpoint}"))
             .arg(format!("--secure-port={port}"))
             .arg("--bind-address=127.0.0.1")
@@ -86,7 +120,7 @@ impl ApiServer {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             log,
         };
-        server.wait_ready(tls, Duration::from_secs(60)).await?;
+        server.wait_ready(tls, ready_timeout).await?;
         Ok(server)
     }
 

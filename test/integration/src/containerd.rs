@@ -37,7 +37,60 @@ pub struct Containerd {
     process: Option<Child>,
     instance: u32,
     /// Held for the instance's lifetime: no other fixture takes the same bridge/subnet.
-    _lock: File,
+    lock: File,
+    registry: Option<RegistryHandle>,
+}
+
+/// The local registry's thread; dropping the sender stops it.
+struct RegistryHandle {
+    addr: std::net::SocketAddr,
+    registry: image_builder::registry::Registry,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RegistryHandle {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves the images dir on a free loopback port, on a thread of its own (the fixture is
+/// usable from sync code).
+fn start_registry(images_dir: PathBuf) -> Result<RegistryHandle> {
+    let registry = image_builder::registry::Registry::new(images_dir)?;
+    let served = registry.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let addr = registry.spawn(([127, 0, 0, 1], 0).into()).await;
+            let ok = addr.is_ok();
+            let _ = addr_tx.send(addr);
+            if ok {
+                let _ = stop_rx.await;
+            }
+        });
+    });
+    let addr = addr_rx
+        .recv()
+        .context("registry thread died")?
+        .context("starting the local registry")?;
+    Ok(RegistryHandle {
+        addr,
+        registry: served,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
 }
 
 /// The cargo target dir this test binary was built in (target/<profile>/deps/<test>).
@@ -108,6 +161,7 @@ fn bridge_exists(name: &str) -> bool {
 /// in use on the host (a bridge left by a crashed test whose lock is free is ours to
 /// delete: only this fixture uses the prefix).
 fn allocate_instance() -> Result<(u32, File)> {
+    use std::io::Read;
     std::fs::create_dir_all(LOCK_DIR)?;
     let routes = run(Command::new("ip").args(["-4", "route", "show", "table", "all"]))?
         + &run(Command::new("ip").args(["-4", "addr"]))?;
@@ -115,11 +169,28 @@ fn allocate_instance() -> Result<(u32, File)> {
     let start = std::process::id() % INSTANCES;
     for i in 0..INSTANCES {
         let n = (start + i) % INSTANCES;
-        let lock = File::create(format!("{LOCK_DIR}/{n}.lock"))?;
+        let mut lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(format!("{LOCK_DIR}/{n}.lock"))?;
         if lock.try_lock().is_err() {
             continue;
         }
         let bridge = format!("{BRIDGE_PREFIX}{n}");
+        // The lock file names the directory of the instance that held it: a test killed
+        // before its Drop ran left its containerd, shims, mounts and bridge behind.
+        let mut previous = String::new();
+        lock.read_to_string(&mut previous)?;
+        let previous = PathBuf::from(previous.trim());
+        if previous.starts_with(std::env::temp_dir()) && previous.exists() {
+            eprintln!(
+                "containerd fixture: cleaning up {} left by a killed test",
+                previous.display()
+            );
+            teardown_dir(&previous, &bridge, &format!("10.222.{n}."));
+        }
         if bridge_exists(&bridge) {
             let _ = Command::new("ip")
                 .args(["link", "delete", &bridge])
@@ -138,6 +209,108 @@ fn allocate_instance() -> Result<(u32, File)> {
     bail!("no free containerd test instance (bridge/subnet) left")
 }
 
+/// Force-removes an instance's leftovers by its directory: containerd and its shims
+/// (every process naming its socket), runc containers, mounts, bridge, directory.
+fn teardown_dir(dir: &Path, bridge: &str, subnet_prefix: &str) {
+    let socket = dir.join("containerd.sock").display().to_string();
+    for pid in pids_with_arg(&socket) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    kill_runc_containers(&dir.join("state/runc"));
+    for m in mounts_under(dir) {
+        let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+    }
+    // The pods' network namespaces (containerd pins them under /var/run/netns): ours
+    // are those with an address in this instance's subnet.
+    if let Ok(entries) = std::fs::read_dir("/var/run/netns") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let addrs = run(Command::new("ip").args(["-n", &name, "-4", "-o", "addr", "show"]))
+                .unwrap_or_default();
+            if addrs.contains(&format!(" {subnet_prefix}")) {
+                let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    if let Some(n) = bridge.strip_prefix(BRIDGE_PREFIX) {
+        remove_masquerade_rules(&format!("k8s-rs-{n}"));
+    }
+    if bridge_exists(bridge) {
+        let _ = Command::new("ip").args(["link", "delete", bridge]).status();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Removes the bridge plugin's ipMasq rules of CNI network `network` (a POSTROUTING
+/// jump per pod to a `CNI-<hash>` chain, commented `name: "<network>" id: "<sandbox>"`),
+/// which only CNI DEL removes otherwise.
+fn remove_masquerade_rules(network: &str) {
+    let Ok(save) = run(Command::new("iptables-save").args(["-t", "nat"])) else {
+        return;
+    };
+    let marker = format!("--comment \"name: \\\"{network}\\\" ");
+    for line in save.lines() {
+        let Some(rest) = line.strip_prefix("-A POSTROUTING -s ") else {
+            continue;
+        };
+        if !line.contains(&marker) {
+            continue;
+        }
+        let (Some(source), Some(comment), Some(chain)) = (
+            rest.split_whitespace().next(),
+            line.split_once("--comment \"")
+                .and_then(|(_, c)| c.rsplit_once("\" -j "))
+                .map(|(c, _)| c.replace("\\\"", "\"")),
+            line.rsplit_once(" -j ").map(|(_, c)| c.trim().to_string()),
+        ) else {
+            continue;
+        };
+        let _ = run(Command::new("iptables").args([
+            "-t",
+            "nat",
+            "-D",
+            "POSTROUTING",
+            "-s",
+            source,
+            "-m",
+            "comment",
+            "--comment",
+            &comment,
+            "-j",
+            &chain,
+        ]));
+        if chain.starts_with("CNI-") {
+            let _ = run(Command::new("iptables").args(["-t", "nat", "-F", &chain]));
+            let _ = run(Command::new("iptables").args(["-t", "nat", "-X", &chain]));
+        }
+    }
+}
+
+/// Deletes (killing their processes) the containers runc knows under `runc_root` (one
+/// dir per containerd namespace).
+fn kill_runc_containers(runc_root: &Path) {
+    let Ok(namespaces) = std::fs::read_dir(runc_root) else {
+        return;
+    };
+    for ns in namespaces.flatten() {
+        let root = ns.path();
+        let Ok(list) = run(Command::new("runc")
+            .arg("--root")
+            .arg(&root)
+            .args(["list", "-q"]))
+        else {
+            continue;
+        };
+        for id in list.lines().filter(|l| !l.is_empty()) {
+            let _ = run(Command::new("runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["delete", "--force", id]));
+        }
+    }
+}
+
 impl Containerd {
     pub fn start() -> Result<Self> {
         use std::os::unix::fs::MetadataExt;
@@ -147,12 +320,22 @@ impl Containerd {
         let images = standard_images()?;
         let (instance, lock) = allocate_instance()?;
         let dir = tempfile::Builder::new().prefix("k8s-rs-ctrd").tempdir()?;
+        {
+            use std::io::Write;
+            let mut lock = &lock;
+            lock.set_len(0)?;
+            write!(lock, "{}", dir.path().display())?;
+        }
         let mut c = Containerd {
             dir: Some(dir),
             process: None,
             instance,
-            _lock: lock,
+            lock,
+            registry: Some(start_registry(image_builder::standard::images_dir(
+                &target_dir()?,
+            ))?),
         };
+        image_builder::registry::write_hosts(&c.path("certs.d"), c.registry_addr())?;
         std::fs::create_dir_all(c.cni_conf_dir())?;
         std::fs::write(
             c.cni_conf_dir().join("10-k8s-rs.conflist"),
@@ -180,6 +363,23 @@ impl Containerd {
             c.import(archive)?;
         }
         Ok(c)
+    }
+
+    /// The local registry serving the images dir (docker.io and registry.k8s.io pulls of
+    /// this containerd go there).
+    pub fn registry_addr(&self) -> std::net::SocketAddr {
+        self.registry
+            .as_ref()
+            .map(|r| r.addr)
+            .unwrap_or_else(|| ([127, 0, 0, 1], 0).into())
+    }
+
+    /// The requests the local registry served ("GET /v2/library/busybox/manifests/1.35").
+    pub fn registry_requests(&self) -> Vec<String> {
+        self.registry
+            .as_ref()
+            .map(|r| r.registry.requests())
+            .unwrap_or_default()
     }
 
     /// Imports an OCI archive into the `k8s.io` namespace.
@@ -392,7 +592,12 @@ impl Containerd {
   bin_dir = "/usr/lib/cni"
   conf_dir = "{conf_dir}"
   max_conf_num = 1
+[plugins."io.containerd.grpc.v1.cri".registry]
+  # docker.io and registry.k8s.io resolve to the local registry only: pulls never
+  # leave the machine.
+  config_path = "{certs}"
 "#,
+            certs = self.path("certs.d").display(),
             opt = self.path("opt").display(),
             pause = image_builder::standard::PAUSE_IMAGE,
             runc_root = self.runc_root().display(),
@@ -481,28 +686,17 @@ impl Containerd {
         let _ = child.wait();
     }
 
-    /// Containers runc still knows under this instance's runc root (one dir per
-    /// containerd namespace).
-    fn kill_runc_containers(&self) {
-        let Ok(namespaces) = std::fs::read_dir(self.runc_root()) else {
-            return;
-        };
-        for ns in namespaces.flatten() {
-            let root = ns.path();
-            let Ok(list) = run(Command::new("runc")
-                .arg("--root")
-                .arg(&root)
-                .args(["list", "-q"]))
-            else {
-                continue;
-            };
-            for id in list.lines().filter(|l| !l.is_empty()) {
-                let _ = run(Command::new("runc")
-                    .arg("--root")
-                    .arg(&root)
-                    .args(["delete", "--force", id]));
-            }
-        }
+    /// Simulates a test killed before Drop: releases the instance's lock and leaves
+    /// containerd, its shims, mounts, bridge and directory behind. Returns the directory
+    /// and containerd's pid. The next fixture that takes the instance cleans up.
+    #[doc(hidden)]
+    pub fn abandon(mut self) -> (PathBuf, u32) {
+        let dir = self.dir.take().map(|d| d.keep()).unwrap_or_default();
+        let pid = self.process.take().map(|p| p.id()).unwrap_or(0);
+        let _ = self.lock.unlock();
+        // Drop would clean up: skip it (leaks one descriptor and the Child handle).
+        std::mem::forget(self);
+        (dir, pid)
     }
 
     /// Processes whose command line names this instance's socket: its shims.
@@ -558,7 +752,8 @@ impl Drop for Containerd {
             }
         }
         self.stop_containerd();
-        self.kill_runc_containers();
+        drop(self.registry.take());
+        kill_runc_containers(&self.runc_root());
         for pid in self.shim_pids() {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
@@ -567,6 +762,8 @@ impl Drop for Containerd {
                 eprintln!("containerd fixture: unmounting {}: {e}", m.display());
             }
         }
+        // Normally gone with CNI DEL; a sandbox that failed to be removed leaves them.
+        remove_masquerade_rules(&format!("k8s-rs-{}", self.instance));
         let bridge = self.bridge();
         if bridge_exists(&bridge) {
             let _ = Command::new("ip")
@@ -579,5 +776,6 @@ impl Drop for Containerd {
                 eprintln!("containerd fixture: removing {}: {e}", path.display());
             }
         }
+        let _ = self.lock.set_len(0);
     }
 }

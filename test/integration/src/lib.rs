@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub mod containerd;
+pub mod node;
 pub use containerd::Containerd;
 
 /// The kube-apiserver binary under test: `$KUBE_APISERVER_BIN`, or the one built next to

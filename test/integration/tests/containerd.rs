@@ -228,3 +228,51 @@ async fn nginx_serves_its_default_page() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A test killed before its Drop leaves containerd, a shim, mounts and a bridge; the next
+/// fixture that takes the same instance removes them.
+#[tokio::test]
+async fn leftovers_of_a_killed_test_are_cleaned_up() {
+    let ctrd = Containerd::start().unwrap();
+    ctrd.run_busybox_pod("left", "sleep 3600").await.unwrap();
+    let socket = ctrd.socket().display().to_string();
+    let bridge = ctrd.bridge();
+    let subnet = ctrd.subnet().trim_end_matches("0/24").to_string();
+    let (dir, _pid) = ctrd.abandon();
+    assert!(!pids_with_arg(&socket).is_empty());
+    assert!(dir.exists());
+    assert_eq!(netns_in(&subnet), 1);
+
+    let next = Containerd::start().unwrap();
+    assert_eq!(next.bridge(), bridge, "took another instance");
+    assert_eq!(pids_with_arg(&socket), Vec::<i32>::new(), "processes left");
+    assert_eq!(mounts_under(&dir), Vec::<std::path::PathBuf>::new());
+    assert!(!dir.exists());
+    assert_eq!(netns_in(&subnet), 0, "the pod's netns is left");
+    let network = format!("\"k8s-rs-{}\"", bridge.trim_start_matches("k8srs"));
+    let nat = std::process::Command::new("iptables-save")
+        .args(["-t", "nat"])
+        .output()
+        .unwrap();
+    let nat = String::from_utf8_lossy(&nat.stdout).replace("\\\"", "\"");
+    assert!(!nat.contains(&network), "masquerade rules left:\n{nat}");
+    drop(next);
+    assert!(!Path::new(&format!("/sys/class/net/{bridge}")).exists());
+}
+
+/// Network namespaces under /var/run/netns with an address starting with `prefix`.
+fn netns_in(prefix: &str) -> usize {
+    std::fs::read_dir("/var/run/netns")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::process::Command::new("ip")
+                        .args(["-n", &e.file_name().to_string_lossy(), "-4", "-o", "addr"])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {prefix}")))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}

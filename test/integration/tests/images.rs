@@ -64,6 +64,48 @@ async fn pull_policies_and_back_off() {
     assert_eq!(events[0].reason, "ErrImageNeverPull");
     assert_eq!(events[0].type_, EventType::Warning);
 
+    // Always pulls, from the fixture's local registry (docker.io resolves only there).
+    let (result, events) = images
+        .ensure_image("uid-1", &container("busybox", "Always"))
+        .await;
+    assert!(result.unwrap().starts_with("sha256:"));
+    let reasons: Vec<_> = events.iter().map(|e| e.reason).collect();
+    assert_eq!(reasons, ["Pulling", "Pulled"]);
+    assert!(
+        events[1]
+            .message
+            .starts_with("Successfully pulled image \"busybox\" in "),
+        "{}",
+        events[1].message
+    );
+    assert!(
+        events[1].message.ends_with(" bytes."),
+        "{}",
+        events[1].message
+    );
+    // A default policy for an untagged image is Always too.
+    let mut untagged = container("busybox", "Always");
+    untagged.image_pull_policy = None;
+    assert!(images.ensure_image("uid-1", &untagged).await.0.is_ok());
+
+    // An image the registry does not have: the pull asks the local registry only.
+    let (result, _) = images
+        .ensure_image(
+            "uid-1",
+            &container("docker.io/library/missing:1", "IfNotPresent"),
+        )
+        .await;
+    let err = result.unwrap_err();
+    assert_eq!(err.reason(), "ErrImagePull");
+    assert!(err.waiting_message().contains("not found"), "{err:?}");
+    let requests = ctrd.registry_requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.ends_with(" /v2/library/missing/manifests/1")),
+        "{requests:?}"
+    );
+
     // Nothing listens on 127.0.0.1:1: the pull fails at once, without leaving the host.
     let missing = "127.0.0.1:1/missing:1";
     let (result, events) = images
@@ -125,6 +167,12 @@ async fn gc_removes_unused_images_only() {
     let pod = ctrd.run_busybox_pod("gc", "sleep 3600").await.unwrap();
     let cri = ctrd.cri().await.unwrap();
     let sandbox_image = "registry.k8s.io/pause:3.10";
+    assert_eq!(
+        kubelet::images::gc::runtime_sandbox_image(&cri)
+            .await
+            .as_deref(),
+        Some(sandbox_image)
+    );
 
     // Too young to be collected.
     let young = ImageGcManager::new(

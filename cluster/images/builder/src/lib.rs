@@ -9,6 +9,7 @@
 //! Layers are uncompressed tars with fixed timestamps and owners, so the same input gives
 //! the same digests (an unchanged image keeps its image id across rebuilds).
 
+pub mod registry;
 pub mod standard;
 
 use std::collections::BTreeMap;

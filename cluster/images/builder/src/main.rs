@@ -2,6 +2,8 @@
 //!
 //!   image-builder standard --out DIR --pause-binary PATH   pause + busybox (when stale)
 //!   image-builder nginx --out DIR [--work DIR]              nginx from Debian's packages
+//!   image-builder serve --dir DIR [--listen 127.0.0.1:5000] [--hosts-dir D]
+//!                                                           local pull-only registry
 //!   image-builder binary --name REF --binary PATH --out FILE [--entrypoint /x]
 //!                                                           one binary (+ its libraries)
 //!
@@ -37,6 +39,17 @@ enum Cmd {
         #[arg(long)]
         work: Option<PathBuf>,
     },
+    /// A pull-only registry on loopback serving every archive of DIR (point containerd's
+    /// registry config_path hosts.toml for docker.io and registry.k8s.io at it).
+    Serve {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        listen: std::net::SocketAddr,
+        /// Also write <DIR>/<host>/hosts.toml files pointing at this registry here.
+        #[arg(long)]
+        hosts_dir: Option<PathBuf>,
+    },
     /// An image of one host binary (plus the libraries ldd lists) as its entrypoint.
     Binary {
         /// Full reference with tag, repeatable.
@@ -65,6 +78,29 @@ fn main() -> Result<()> {
             let archive = out.join(standard::NGINX_ARCHIVE);
             standard::nginx(&work)?.write_archive(&archive)?;
             println!("{}", archive.display());
+        }
+        Cmd::Serve {
+            dir,
+            listen,
+            hosts_dir,
+        } => {
+            anyhow::ensure!(
+                listen.ip().is_loopback(),
+                "the registry only listens on loopback"
+            );
+            let registry = image_builder::registry::Registry::new(&dir)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let addr = registry.clone().spawn(listen).await?;
+                if let Some(hosts) = hosts_dir {
+                    image_builder::registry::write_hosts(&hosts, addr)?;
+                }
+                for (repository, tag) in registry.tags() {
+                    println!("serving {repository}:{tag} on {addr}");
+                }
+                tokio::signal::ctrl_c().await?;
+                anyhow::Ok(())
+            })?;
         }
         Cmd::Binary {
             names,

@@ -92,11 +92,19 @@ pub fn nginx(work: &Path) -> Result<Image, Error> {
         let deb = match existing {
             Some(deb) => deb,
             None => {
-                let status = Command::new("apt-get")
-                    .args(["download", "-qq", package])
-                    .current_dir(work)
-                    .status()
-                    .map_err(|e| command_error("apt-get download", e))?;
+                let download = || {
+                    Command::new("apt-get")
+                        .args(["download", "-qq", package])
+                        .current_dir(work)
+                        .status()
+                        .map_err(|e| command_error("apt-get download", e))
+                };
+                let mut status = download()?;
+                if !status.success() {
+                    // A fresh machine may have no package lists yet.
+                    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+                    status = download()?;
+                }
                 if !status.success() {
                     return Err(command_error(
                         &format!("apt-get download {package}"),

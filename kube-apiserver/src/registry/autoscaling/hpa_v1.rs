@@ -13,6 +13,7 @@
 //! Validation, defaults and printing are v2's, applied to the converted object, which
 //! is what upstream does on its internal version.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use apimachinery::field::ErrorList;
@@ -64,9 +65,9 @@ impl TypedStrategy for HorizontalPodAutoscalerV1Strategy {
         }
     }
 
-    fn encode_storage_version(&self, obj: Value) -> Value {
-        match serde_json::from_value::<v1::HorizontalPodAutoscaler>(obj.clone()) {
-            Ok(v1) => serde_json::to_value(to_v2(&v1)).unwrap_or(obj),
+    fn encode_storage_version<'a>(&self, obj: Cow<'a, Value>) -> Cow<'a, Value> {
+        match serde_json::from_value::<v1::HorizontalPodAutoscaler>(obj.clone().into_owned()) {
+            Ok(v1) => serde_json::to_value(to_v2(&v1)).map_or(obj, Cow::Owned),
             Err(_) => obj,
         }
     }
@@ -641,7 +642,7 @@ mod tests {
         assert!(ann.get(CONDITIONS_ANNOTATION).is_some());
         assert!(ann.get(BEHAVIOR_ANNOTATION).is_some());
 
-        let back = v1s.encode_storage_version(v1);
+        let back = v1s.encode_storage_version(Cow::Owned(v1)).into_owned();
         assert_eq!(back["apiVersion"], "autoscaling/v2");
         assert_eq!(back["metadata"]["annotations"], json!({"team": "a"}));
         // The CPU target comes last, after the ones kept in the annotation.
@@ -664,7 +665,9 @@ mod tests {
             .unwrap();
         assert_eq!(obj["spec"]["minReplicas"], 1);
         assert!(v1s.validate(&obj).is_empty());
-        let stored = v1s.encode_storage_version(obj.clone());
+        let stored = v1s
+            .encode_storage_version(Cow::Owned(obj.clone()))
+            .into_owned();
         assert_eq!(
             stored["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
             80
@@ -720,7 +723,7 @@ mod tests {
             new["metadata"]["annotations"][CONDITIONS_ANNOTATION],
             old["metadata"]["annotations"][CONDITIONS_ANNOTATION]
         );
-        let stored = v1s.encode_storage_version(new);
+        let stored = v1s.encode_storage_version(Cow::Owned(new)).into_owned();
         assert_eq!(stored["spec"]["maxReplicas"], 12);
         assert_eq!(stored["spec"]["metrics"].as_array().unwrap().len(), 5);
         assert_eq!(stored["status"]["conditions"][0]["type"], "AbleToScale");

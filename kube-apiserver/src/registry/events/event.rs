@@ -4,6 +4,8 @@
 //! (core) form, so error paths name the core fields (`message`, `involvedObject`, ...),
 //! and applies the strict rules of new-style events to requests of this API version.
 
+use std::borrow::Cow;
+
 use apimachinery::field::{ErrorList, FieldError, Path};
 use apimachinery::validation;
 use k8s_openapi::api::events::v1::Event;
@@ -255,8 +257,8 @@ impl TypedStrategy for EventStrategy {
         from_core(obj)
     }
 
-    fn encode_storage_version(&self, obj: Value) -> Value {
-        to_core(obj)
+    fn encode_storage_version<'a>(&self, obj: Cow<'a, Value>) -> Cow<'a, Value> {
+        Cow::Owned(to_core(obj.into_owned()))
     }
 
     fn validate(&self, ev: &Event) -> ErrorList {
@@ -457,7 +459,7 @@ mod tests {
     fn stored_form_is_core() {
         let s = strategy();
         let obj = s.decode(new_style()).unwrap();
-        let stored = s.encode_storage_version(obj);
+        let stored = s.encode_storage_version(Cow::Owned(obj)).into_owned();
         assert_eq!(stored["apiVersion"], json!("v1"));
         assert_eq!(stored["involvedObject"]["name"], json!("web"));
         assert_eq!(stored["message"], json!("assigned default/web to node-1"));

@@ -328,6 +328,40 @@ async fn list_from_cache_and_uncached_prefixes() {
         .unwrap();
 }
 
+/// The cache watches etcd without `prev_kv` and fills in previous values from its own
+/// state: its events must equal those of a direct etcd watch with `prev_kv`.
+#[tokio::test]
+async fn previous_values_from_the_cache_equal_etcds() {
+    let etcd = Arc::new(connect(shared_etcd()).await);
+    let prefix = format!("/registry/prev-{}/", rand_suffix());
+    let cache = CachedStorage::from_arc(etcd.clone(), cache_options(&prefix));
+    let before = etcd
+        .create(&format!("{prefix}ns/old"), Bytes::from("old"), None)
+        .await
+        .unwrap();
+    cache.start().await.unwrap();
+    let start = etcd.current_revision().await.unwrap();
+    let a = format!("{prefix}ns/a");
+    let created = etcd.create(&a, Bytes::from("1"), None).await.unwrap();
+    etcd.update(&a, Bytes::from("2"), created.mod_revision, None)
+        .await
+        .unwrap();
+    etcd.delete(&a, None).await.unwrap();
+    // Listed before the watch started: the previous value comes from the list.
+    etcd.update(&before.key, Bytes::from("new"), before.mod_revision, None)
+        .await
+        .unwrap();
+    etcd.delete(&before.key, None).await.unwrap();
+
+    let mut direct = etcd.watch(&prefix, start).await.unwrap();
+    let mut cached = cache.watch(&prefix, start).await.unwrap();
+    for _ in 0..5 {
+        let want = next_event(&mut direct).await;
+        assert!(want.kind == storage::EventKind::Created || want.prev.is_some());
+        assert_eq!(next_event(&mut cached).await, want);
+    }
+}
+
 #[tokio::test]
 async fn dropping_the_cache_ends_its_watches() {
     let (backend, cache) = cached_memory(cache_options(PREFIX)).await;
