@@ -575,7 +575,8 @@ impl RuntimeManager {
             pod_ref(pod, None),
             "FailedMount",
             "SyncPod",
-            format!("MountVolume.SetUp failed: {message}"),
+            // VolumeError's Display is already upstream's whole event message.
+            message.to_string(),
         );
     }
 

@@ -941,3 +941,123 @@ spec:
     vm.teardown(&uid).await.unwrap();
     assert!(mounted_under(root.path()).is_empty());
 }
+
+/// Through our kubelet on a real node: two containers share an emptyDir, a configMap
+/// volume follows its ConfigMap in the running container, and a pod whose ConfigMap is
+/// missing gets upstream's FailedMount event and starts once it exists.
+#[tokio::test]
+async fn kubelet_runs_pods_with_volumes() {
+    use integration::node::TestNode;
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let node = TestNode::start().await;
+    node.cp
+        .kubectl_ok(&["create", "configmap", "cfg", "--from-literal=a=one"])
+        .unwrap();
+    let running = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    let pod = node
+        .create_pod(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "shared"},
+            "spec": {
+                "containers": [
+                    {"name": "writer", "image": "docker.io/library/busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                     "command": ["sh", "-c", "echo hi > /shared/msg; exec sleep 3600"],
+                     "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]},
+                    {"name": "reader", "image": "docker.io/library/busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                     "command": ["sh", "-c", "exec sleep 3600"],
+                     "volumeMounts": [{"name": "shared", "mountPath": "/in"}, {"name": "cfg", "mountPath": "/cfg"}]}
+                ],
+                "volumes": [{"name": "shared", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cfg"}}]
+            }
+        }))
+        .await;
+    node.wait_pod("shared", Duration::from_secs(60), running)
+        .await;
+    let uid = pod.metadata.uid.clone().unwrap();
+    let reader = node
+        .containers_of(&uid)
+        .await
+        .into_iter()
+        .find(|c| c.metadata.as_ref().map(|m| m.name.as_str()) == Some("reader"))
+        .unwrap()
+        .id;
+    let cri = node.ctrd.cri().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = cri
+            .runtime
+            .clone()
+            .exec_sync(cri::api::ExecSyncRequest {
+                container_id: reader.clone(),
+                cmd: vec!["cat".into(), "/in/msg".into()],
+                timeout: 5,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if out.exit_code == 0 {
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writer's file never showed up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(exec(&cri, &reader, &["cat", "/cfg/a"]).await, "one");
+    node.cp
+        .kubectl_ok(&[
+            "patch",
+            "configmap",
+            "cfg",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"a":"two"}}"#,
+        ])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while exec(&cri, &reader, &["cat", "/cfg/a"]).await != "two" {
+        assert!(
+            Instant::now() < deadline,
+            "the container never saw the update"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A missing ConfigMap: FailedMount, then Running once it is created.
+    node.create_pod(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "waits"},
+        "spec": {
+            "containers": [{"name": "c", "image": "docker.io/library/busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                            "command": ["sh", "-c", "exec sleep 3600"],
+                            "volumeMounts": [{"name": "late", "mountPath": "/late"}]}],
+            "volumes": [{"name": "late", "configMap": {"name": "late"}}]
+        }
+    }))
+    .await;
+    let want = "MountVolume.SetUp failed for volume \"late\" : configmap \"late\" not found";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node
+        .events_for("waits")
+        .await
+        .iter()
+        .any(|(reason, note)| reason == "FailedMount" && note == want)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no FailedMount event: {:?}",
+            node.events_for("waits").await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    node.cp
+        .kubectl_ok(&["create", "configmap", "late", "--from-literal=k=v"])
+        .unwrap();
+    node.wait_pod("waits", Duration::from_secs(60), running)
+        .await;
+}
