@@ -78,7 +78,8 @@ echo "$token,admin,admin,\"system:masters\"" > "$dir/tokens.csv"
 chmod 600 "$dir/tokens.csv"
 
 "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" --secure-port "$port" --bind-address 127.0.0.1 \
-    --cert-dir "$dir/certs" --token-auth-file "$dir/tokens.csv" >"$dir/kube-apiserver.log" 2>&1 &
+    --cert-dir "$dir/certs" --token-auth-file "$dir/tokens.csv" --enable-admission-plugins ServiceAccount \
+    >"$dir/kube-apiserver.log" 2>&1 &
 pids+=("$!")
 wait_for 30 test -s "$dir/certs/apiserver.crt" || { echo "kube-apiserver did not start; see $dir/kube-apiserver.log" >&2; exit 1; }
 

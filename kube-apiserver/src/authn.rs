@@ -137,6 +137,40 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// A TokenReview: who `token` is for `audiences` (the API server's when empty), and
+    /// the audiences it is valid for. Static tokens carry no audience: they pass only for
+    /// the API server's own.
+    pub async fn review_token(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Option<(UserInfo, Vec<String>)> {
+        let sa = self.service_accounts.as_ref();
+        let api: Vec<String> = sa.map(|s| s.api_audiences().to_vec()).unwrap_or_default();
+        let wanted = if audiences.is_empty() {
+            api.clone()
+        } else {
+            audiences.to_vec()
+        };
+        if let Some(user) = self.tokens.get(token) {
+            let matching: Vec<String> =
+                wanted.iter().filter(|a| api.contains(a)).cloned().collect();
+            if audiences.is_empty() || !matching.is_empty() {
+                return Some((with_authenticated(user.clone()), matching));
+            }
+            return None;
+        }
+        let claims = sa?.verify_for(token, &wanted)?.ok()?;
+        let user = sa?.authenticate_for(token, &wanted).await?.ok()?;
+        let matching = wanted
+            .into_iter()
+            .filter(|a| claims.aud.contains(a))
+            .collect();
+        Some((user, matching))
+    }
+}
+
 fn with_authenticated(mut user: UserInfo) -> UserInfo {
     if !user.in_group("system:authenticated") {
         user.groups.push("system:authenticated".into());

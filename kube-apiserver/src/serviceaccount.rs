@@ -413,6 +413,11 @@ impl ServiceAccountTokens {
     /// Verifies signature, issuer, audience and times. `None` when the token is not a
     /// service account JWT of ours (another authenticator may know it).
     pub fn verify(&self, token: &str) -> Option<Result<Claims, String>> {
+        self.verify_for(token, &self.audiences)
+    }
+
+    /// [`Self::verify`] for other audiences (a TokenReview's `spec.audiences`).
+    pub fn verify_for(&self, token: &str, audiences: &[String]) -> Option<Result<Claims, String>> {
         if token.split('.').count() != 3 {
             return None;
         }
@@ -433,7 +438,7 @@ impl ServiceAccountTokens {
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
         validation.set_issuer(&self.issuers);
-        validation.set_audience(&self.audiences);
+        validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let candidates = self.verify.iter().filter(|k| {
             k.alg == header.alg && header.kid.as_deref().is_none_or(|kid| kid == k.kid)
@@ -458,7 +463,16 @@ impl ServiceAccountTokens {
 
     /// The user a bearer token stands for; `None` when it is not a service account token.
     pub async fn authenticate(&self, token: &str) -> Option<Result<UserInfo, StatusError>> {
-        let claims = match self.verify(token)? {
+        self.authenticate_for(token, &self.audiences).await
+    }
+
+    /// [`Self::authenticate`] for other audiences (a TokenReview's `spec.audiences`).
+    pub async fn authenticate_for(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Option<Result<UserInfo, StatusError>> {
+        let claims = match self.verify_for(token, audiences)? {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "service account token rejected");

@@ -80,6 +80,10 @@ pub struct Options {
     pub concurrent_gc_syncs: u16,
     #[arg(long = "concurrent-resource-quota-syncs", default_value_t = 5)]
     pub concurrent_resource_quota_syncs: u16,
+    /// If set, this root certificate authority is published in every namespace's
+    /// `kube-root-ca.crt` ConfigMap; otherwise the kubeconfig's certificate authority.
+    #[arg(long = "root-ca-file")]
+    pub root_ca_file: Option<PathBuf>,
     #[arg(long = "concurrent-serviceaccount-token-syncs", default_value_t = 5)]
     pub concurrent_serviceaccount_token_syncs: u16,
     #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5)]

@@ -7,6 +7,7 @@ pub mod namespace_lifecycle;
 pub mod priority;
 pub mod resource_quota;
 pub mod resources;
+pub mod service_account;
 #[cfg(test)]
 pub(crate) mod test_support;
 
@@ -182,6 +183,12 @@ const PLUGINS: &[(&str, Constructor)] = &[
         let limit_ranges = stores.get("", "limitranges")?;
         Some(Arc::new(limit_ranger::LimitRanger::new(limit_ranges)))
     }),
+    ("ServiceAccount", |_, stores| {
+        let accounts = stores.get("", "serviceaccounts")?;
+        Some(Arc::new(service_account::ServiceAccountAdmission::new(
+            accounts,
+        )))
+    }),
     ("Priority", |_, stores| {
         let classes = stores.get("scheduling.k8s.io", "priorityclasses")?;
         Some(Arc::new(priority::Priority::new(classes)))
@@ -203,7 +210,10 @@ const PLUGINS: &[(&str, Constructor)] = &[
     }),
 ];
 
-/// Enabled by default, as upstream enables them.
+/// Enabled by default, as upstream enables them. Deviation: ServiceAccount is off until
+/// `--enable-admission-plugins=ServiceAccount`, because it refuses pods whose service
+/// account does not exist yet, and many test setups run without the controller manager's
+/// serviceaccount controller.
 const DEFAULT_ON: &[&str] = &[
     "NamespaceLifecycle",
     "LimitRanger",

@@ -53,6 +53,9 @@ pub async fn handle(
     if crate::handlers::selfsubjectreview::serves(&req) {
         return crate::handlers::selfsubjectreview::handle(&req);
     }
+    if crate::handlers::selfsubjectreview::serves_token_review(&req) {
+        return crate::handlers::selfsubjectreview::handle_token_review(server, &req).await;
+    }
     let store = server
         .registry
         .get(&info.api_group, &info.api_version, &info.resource)

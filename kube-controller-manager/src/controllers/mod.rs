@@ -20,6 +20,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod resourcequota;
+pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod tainteviction;
@@ -48,6 +49,7 @@ fn on(name: &'static str, start: fn(&Context) -> anyhow::Result<ControllerFuture
 pub fn all() -> Vec<Descriptor> {
     vec![
         on("serviceaccount", serviceaccount::start),
+        on("root-ca-cert-publisher", rootcacertpublisher::start),
         on("garbage-collector", garbagecollector::start),
         on("namespace", namespace::start),
         on("endpoints", endpoints::start),

@@ -99,6 +99,32 @@ fn top_level(path: &str) -> &str {
 /// Writes `payload` into `target` atomically (see the module docs). Returns whether
 /// anything changed. Idempotent: an unchanged payload writes nothing.
 pub fn write(target: &Path, payload: &Payload) -> Result<bool, WriteError> {
+    write_owned(target, payload, None)
+}
+
+/// [`write`] for a pod with an `fsGroup`: the files and directories belong to that group
+/// and are group-readable (directories setgid), as upstream's `SetVolumeOwnership` does
+/// for read-only volumes.
+pub fn write_owned(
+    target: &Path,
+    payload: &Payload,
+    group: Option<u32>,
+) -> Result<bool, WriteError> {
+    let grouped;
+    let payload = match group {
+        Some(_) => {
+            grouped = payload
+                .iter()
+                .map(|(k, f)| {
+                    let mut f = f.clone();
+                    f.mode |= 0o440;
+                    (k.clone(), f)
+                })
+                .collect::<Payload>();
+            &grouped
+        }
+        None => payload,
+    };
     for path in payload.keys() {
         validate_path(path)?;
     }
@@ -113,6 +139,9 @@ pub fn write(target: &Path, payload: &Payload) -> Result<bool, WriteError> {
     if changed {
         let new_dir = new_timestamped_dir(target)?;
         write_payload(&new_dir, payload)?;
+        if let Some(gid) = group {
+            set_group(&new_dir, gid)?;
+        }
         let tmp_link = target.join(DATA_DIR_TMP);
         match std::fs::remove_file(&tmp_link) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp_link)(e)),
@@ -197,6 +226,25 @@ fn write_payload(dir: &Path, payload: &Payload) -> Result<(), WriteError> {
         // Set after writing: the process umask must not narrow the requested mode.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode & 0o7777))
             .map_err(io(&path))?;
+    }
+    Ok(())
+}
+
+/// Gives a written payload directory to `gid`: group-owned, directories setgid and
+/// group-searchable.
+fn set_group(dir: &Path, gid: u32) -> Result<(), WriteError> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        std::os::unix::fs::chown(&current, None, Some(gid)).map_err(io(&current))?;
+        let meta = std::fs::symlink_metadata(&current).map_err(io(&current))?;
+        if meta.is_dir() {
+            let mode = meta.permissions().mode() | 0o2550;
+            std::fs::set_permissions(&current, std::fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(io(&current))?;
+            for entry in std::fs::read_dir(&current).map_err(io(&current))? {
+                stack.push(entry.map_err(io(&current))?.path());
+            }
+        }
     }
     Ok(())
 }
@@ -342,6 +390,28 @@ mod tests {
             );
             assert_eq!(timestamped_dirs(&target).len(), 1);
         }
+    }
+
+    /// Needs root (chown to another group).
+    #[test]
+    fn fs_group_owns_the_payload() {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("vol");
+        let mut payload = Payload::new();
+        payload.insert("a/b".into(), file("x", 0o600));
+        assert!(write_owned(&target, &payload, Some(4321)).unwrap());
+        let meta = std::fs::metadata(target.join("a/b")).unwrap();
+        assert_eq!(meta.gid(), 4321);
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        let dir_meta = std::fs::metadata(target.join("a")).unwrap();
+        assert_eq!(dir_meta.gid(), 4321);
+        assert_ne!(dir_meta.permissions().mode() & 0o2000, 0);
+        // Stable: the group bits are part of what is compared.
+        assert!(!write_owned(&target, &payload, Some(4321)).unwrap());
     }
 
     #[test]

@@ -24,7 +24,22 @@
 //! is in the container within about a second instead of upstream's sync period (1 min).
 //! Downward API labels/annotations follow the pod: the pod worker's setup on a pod update
 //! rewrites them. Service account tokens are requested again once 80% of their lifetime
-//! has passed (or after 24 h), checked by the loop [`VolumeManager::start`] runs.
+//! has passed (or after 24 h), on the next setup or by the loop [`VolumeManager::start`]
+//! runs.
+//!
+//! Errors: [`VolumeError`]'s `Display` is upstream's event message
+//! (`MountVolume.SetUp failed for volume "x" : configmap "y" not found`) and
+//! [`VolumeError::reason`] its event reason (FailedMount for setup errors).
+//!
+//! With a pod `fsGroup`, emptyDirs and content volumes belong to that group (setgid
+//! directories, group-readable files), as upstream's `SetVolumeOwnership`.
+//!
+//! Known gaps (upstream does these): `runAsUser` ownership of projected tokens
+//! (`fsUser`), hostPath/PVC ownership changes (upstream's fsGroupChangePolicy), subPath mounts are checked
+//! for symlink escapes but not bind-mounted through `volume-subpaths/` (a TOCTOU window
+//! upstream closes), the disk emptyDir sizeLimit check reports [`Eviction`]s that the pod
+//! workers still have to act on, CSI/NFS/iSCSI and other plugins, and the attach/detach
+//! flow (only hostPath and local PersistentVolumes).
 
 pub mod atomic_writer;
 pub mod hostpath;
@@ -292,12 +307,31 @@ impl VolumeManager {
 
     /// Idempotent: called on every pod sync, so content-backed volumes stay current.
     pub async fn setup(&self, pod: &Pod) -> Result<PodVolumes, VolumeError> {
+        self.setup_if(pod, false)
+            .await
+            .unwrap_or_else(|| Ok(PodVolumes::default()))
+    }
+
+    /// A refresh: the setup again, unless the pod was torn down meanwhile (a refresh
+    /// racing with teardown must not mount its volumes again).
+    async fn refresh(&self, pod: &Pod) -> Option<Result<PodVolumes, VolumeError>> {
+        self.setup_if(pod, true).await
+    }
+
+    async fn setup_if(
+        &self,
+        pod: &Pod,
+        only_if_known: bool,
+    ) -> Option<Result<PodVolumes, VolumeError>> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let pod_lock = lock(&self.inner.pod_locks)
             .entry(uid.clone())
             .or_default()
             .clone();
         let _guard = pod_lock.lock().await;
+        if only_if_known && !lock(&self.inner.pods).contains_key(&uid) {
+            return None;
+        }
         let pod = Arc::new(pod.clone());
         lock(&self.inner.pods).insert(uid.clone(), Arc::clone(&pod));
         let mut refs = Vec::new();
@@ -322,10 +356,10 @@ impl VolumeManager {
         // Watch what the pod references even when the setup failed: creating a missing
         // ConfigMap then retries at once.
         self.track(&uid, refs);
-        match first_error {
+        Some(match first_error {
             Some(e) => Err(e),
             None => Ok(out),
-        }
+        })
     }
 
     async fn setup_volume(
@@ -341,6 +375,12 @@ impl VolumeManager {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
+        let fs_group = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_ref())
+            .and_then(|c| c.fs_group)
+            .and_then(|g| u32::try_from(g).ok());
         let writable = |host_path: PathBuf| MountedVolume {
             host_path,
             read_only: false,
@@ -354,8 +394,7 @@ impl VolumeManager {
             match empty_dir.medium.as_deref().unwrap_or_default() {
                 "" => {
                     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-                        .map_err(io(&dir))?;
+                    set_empty_dir_owner(&dir, fs_group)?;
                 }
                 "Memory" => {
                     let limit = empty_dir
@@ -372,6 +411,7 @@ impl VolumeManager {
                     };
                     self.tmpfs(&dir, size)
                         .map_err(|e| VolumeError::setup(name, e))?;
+                    set_empty_dir_owner(&dir, fs_group)?;
                 }
                 other => {
                     return Err(VolumeError::setup(
@@ -413,7 +453,7 @@ impl VolumeManager {
             )
             .map_err(|e| VolumeError::setup(name, e))?;
             let dir = self.volume_dir(uid, CONFIG_MAP, name);
-            write_atomic(&dir, payload, name).await?;
+            write_atomic(&dir, payload, name, fs_group).await?;
             return Ok(read_only(dir));
         }
         if let Some(source) = &volume.secret {
@@ -442,7 +482,7 @@ impl VolumeManager {
             let size = self.node_memory().await;
             self.tmpfs(&dir, size)
                 .map_err(|e| VolumeError::setup(name, e))?;
-            write_atomic(&dir, payload, name).await?;
+            write_atomic(&dir, payload, name, fs_group).await?;
             return Ok(read_only(dir));
         }
         if let Some(source) = &volume.downward_api {
@@ -462,7 +502,7 @@ impl VolumeManager {
                     .and_then(|m| u64::try_from(m.value()).ok()),
             )
             .map_err(|e| VolumeError::setup(name, e))?;
-            write_atomic(&dir, payload, name).await?;
+            write_atomic(&dir, payload, name, fs_group).await?;
             return Ok(read_only(dir));
         }
         if let Some(source) = &volume.projected {
@@ -474,7 +514,7 @@ impl VolumeManager {
             let size = self.node_memory().await;
             self.tmpfs(&dir, size)
                 .map_err(|e| VolumeError::setup(name, e))?;
-            write_atomic(&dir, payload, name).await?;
+            write_atomic(&dir, payload, name, fs_group).await?;
             return Ok(read_only(dir));
         }
         if let Some(claim) = &volume.persistent_volume_claim {
@@ -861,7 +901,7 @@ impl VolumeManager {
             let pod = lock(&self.inner.pods).get(&uid).cloned();
             if let Some(pod) = pod {
                 tracing::debug!(pod = ?pod.metadata.name, kind = key.kind, name = %key.name, "volume source changed");
-                if let Err(e) = self.setup(&pod).await {
+                if let Some(Err(e)) = self.refresh(&pod).await {
                     tracing::debug!(pod = ?pod.metadata.name, error = %e, "refreshing volumes");
                 }
             }
@@ -879,7 +919,7 @@ impl VolumeManager {
         for uid in due {
             let pod = lock(&self.inner.pods).get(&uid).cloned();
             if let Some(pod) = pod {
-                if let Err(e) = self.setup(&pod).await {
+                if let Some(Err(e)) = self.refresh(&pod).await {
                     tracing::warn!(pod = ?pod.metadata.name, error = %e, "refreshing service account token");
                 }
             }
@@ -970,12 +1010,29 @@ impl VolumeManager {
     }
 }
 
+/// An emptyDir is world-writable (0777, as upstream); with an `fsGroup` it belongs to
+/// that group and is setgid, so that files created in it do too.
+fn set_empty_dir_owner(dir: &Path, fs_group: Option<u32>) -> Result<(), VolumeError> {
+    let mut mode = 0o777;
+    if let Some(gid) = fs_group {
+        std::os::unix::fs::chown(dir, None, Some(gid)).map_err(io(dir))?;
+        mode |= 0o2000;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(io(dir))
+}
+
 /// Writes a payload with the atomic writer off the async threads.
-async fn write_atomic(dir: &Path, payload: Payload, volume: &str) -> Result<(), VolumeError> {
+async fn write_atomic(
+    dir: &Path,
+    payload: Payload,
+    volume: &str,
+    group: Option<u32>,
+) -> Result<(), VolumeError> {
     let target = dir.to_path_buf();
-    let result = tokio::task::spawn_blocking(move || atomic_writer::write(&target, &payload))
-        .await
-        .map_err(|e| VolumeError::setup(volume, e.to_string()))?;
+    let result =
+        tokio::task::spawn_blocking(move || atomic_writer::write_owned(&target, &payload, group))
+            .await
+            .map_err(|e| VolumeError::setup(volume, e.to_string()))?;
     result
         .map(drop)
         .map_err(|e| VolumeError::setup(volume, format!("error writing payload to ttl dir: {e}")))

@@ -5,7 +5,9 @@
 use std::process::Command;
 
 use integration::ControlPlane;
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authentication::v1::{
+    BoundObjectReference, TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec,
+};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 
@@ -121,6 +123,47 @@ async fn kubectl_create_token_authenticates_as_the_service_account() {
         err.contains("serviceaccounts \"nobody\" not found"),
         "{err}"
     );
+
+    // TokenReview, as a webhook authenticator (a kubelet) asks.
+    let client = cp.client().await.unwrap();
+    let reviews: Api<TokenReview> = Api::all(client);
+    let review = |token: &str, audiences: Vec<String>| TokenReview {
+        spec: TokenReviewSpec {
+            token: Some(token.to_string()),
+            audiences: Some(audiences),
+        },
+        ..Default::default()
+    };
+    let status = reviews
+        .create(&PostParams::default(), &review(&token, vec![]))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status.authenticated, Some(true));
+    assert_eq!(
+        status.user.unwrap().username.as_deref(),
+        Some("system:serviceaccount:default:bot")
+    );
+    let status = reviews
+        .create(
+            &PostParams::default(),
+            &review(vault.trim(), vec!["vault".into()]),
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status.authenticated, Some(true));
+    assert_eq!(status.audiences, Some(vec!["vault".to_string()]));
+    let status = reviews
+        .create(&PostParams::default(), &review(&forged, vec![]))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_ne!(status.authenticated, Some(true));
+    assert!(status.error.is_some());
 
     // Deleting the service account invalidates its tokens.
     cp.kubectl_ok(&["delete", "sa", "bot"]).unwrap();
