@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-wait_for 1800 grep -q "Cluster is up" "$dir/local-up.out" || { cat "$dir/local-up.out" >&2; exit 1; }
+wait_for 3600 grep -q "Cluster is up" "$dir/local-up.out" || { cat "$dir/local-up.out" >&2; exit 1; }
 export KUBECONFIG="$dir/admin.kubeconfig"
 node="$(tr '[:upper:]' '[:lower:]' </proc/sys/kernel/hostname)"
 wait_for 60 kubectl wait --for=condition=Ready "node/$node" --timeout=1s || {

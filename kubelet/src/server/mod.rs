@@ -1,8 +1,8 @@
 //! The kubelet API (upstream's pkg/kubelet/server): HTTPS on `address:port` (10250) with
 //! the serving certificate, client certificates verified against
 //! `authentication.x509.clientCAFile`, anonymous requests only when
-//! `authentication.anonymous.enabled`. (The plain-HTTP healthz endpoint on
-//! `healthzBindAddress:healthzPort` is `crate::healthz`.)
+//! `authentication.anonymous.enabled`; and the plain-HTTP healthz endpoint on
+//! `healthzBindAddress:healthzPort` (127.0.0.1:10248; port 0 disables it).
 //!
 //! Endpoints: `/healthz`, `/pods`, `/metrics`, `/metrics/resource`, `/stats/summary`,
 //! `/containerLogs/{ns}/{pod}/{container}`, `/exec|attach/{ns}/{pod}/{container}`,
@@ -75,7 +75,7 @@ pub(crate) struct Server {
     stats: stats::CpuSampler,
 }
 
-/// Serves the kubelet API until `ctx.shutdown` is cancelled.
+/// Serves the kubelet API and the healthz endpoint until `ctx.shutdown` is cancelled.
 pub async fn serve(ctx: Context, pods: PodsFn) -> Result<(), ServerError> {
     let tls = tls_config(&ctx)?;
     let addr = listen_addr(&ctx.config.address, ctx.config.port)?;
@@ -85,6 +85,19 @@ pub async fn serve(ctx: Context, pods: PodsFn) -> Result<(), ServerError> {
             addr: addr.to_string(),
             source,
         })?;
+    let healthz = if ctx.config.healthz_port > 0 {
+        let addr = listen_addr(&ctx.config.healthz_bind_address, ctx.config.healthz_port)?;
+        Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
     tracing::info!(%addr, "kubelet server listening");
     let server = Arc::new(Server {
         anonymous: ctx.config.authentication.anonymous.enabled,
@@ -92,6 +105,9 @@ pub async fn serve(ctx: Context, pods: PodsFn) -> Result<(), ServerError> {
         pods,
         stats: stats::CpuSampler::default(),
     });
+    if let Some(listener) = healthz {
+        tokio::spawn(serve_healthz(listener, ctx.shutdown.clone()));
+    }
     serve_tls(server, listener, tls).await;
     Ok(())
 }
@@ -101,6 +117,30 @@ fn listen_addr(address: &str, port: u16) -> Result<SocketAddr, ServerError> {
         .parse()
         .map_err(|_| ServerError::Address(address.to_string()))?;
     Ok(SocketAddr::new(ip, port))
+}
+
+async fn serve_healthz(listener: TcpListener, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(_) => continue,
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let resp = match req.uri().path() {
+                    "/healthz" => text(StatusCode::OK, "ok"),
+                    _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
+                };
+                Ok::<_, Infallible>(resp)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
 }
 
 async fn serve_tls(server: Arc<Server>, listener: TcpListener, tls: rustls::ServerConfig) {
