@@ -19,8 +19,24 @@ fn start_control_loops(node: &mut TestNode) {
         )
         .unwrap();
     node.cp
-        .start_component("kube-scheduler", &["--leader-elect=false"])
+        .start_component(
+            "kube-scheduler",
+            &["--leader-elect=false", "--secure-port=0"],
+        )
         .unwrap();
+}
+
+fn rollout_status(node: &TestNode, deployment: &str) {
+    if let Err(e) = node
+        .cp
+        .kubectl_ok(&["rollout", "status", deployment, "--timeout=90s"])
+    {
+        panic!(
+            "{e}\n--- kube-controller-manager ---\n{}\n--- kubelet ---\n{}",
+            tail(&node.cp.component_log("kube-controller-manager")),
+            tail(&node.cp.component_log("kubelet"))
+        );
+    }
 }
 
 async fn running_pods(node: &TestNode, selector: &str) -> Vec<Pod> {
@@ -55,10 +71,20 @@ async fn wait_running(node: &TestNode, selector: &str, want: usize) -> Vec<Pod> 
     }
 }
 
+/// One node for both workloads: each TestNode is a whole cluster, and two of them at once
+/// next to the rest of the suite made rollouts time out on 2 cores.
 #[tokio::test]
-async fn deployment_of_httpd_pods_answers_on_pod_ips() {
+async fn deployments_on_a_real_node() {
     let mut node = TestNode::start().await;
+    // Builds the archive the local registry serves (the first build downloads Debian's
+    // nginx packages).
+    node.ctrd.import_nginx().unwrap();
     start_control_loops(&mut node);
+    httpd_pods_answer_on_pod_ips(&node).await;
+    nginx_from_the_tutorial_serves_its_page(&node).await;
+}
+
+async fn httpd_pods_answer_on_pod_ips(node: &TestNode) {
     node.cp
         .apply(
             r#"
@@ -87,10 +113,8 @@ spec:
 "#,
         )
         .unwrap();
-    node.cp
-        .kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=90s"])
-        .unwrap();
-    let pods = wait_running(&node, "app=web", 3).await;
+    rollout_status(node, "deployment/web");
+    let pods = wait_running(node, "app=web", 3).await;
     for p in &pods {
         let name = p.metadata.name.clone().unwrap();
         let spec = p.spec.clone().unwrap();
@@ -107,7 +131,7 @@ spec:
     node.cp
         .kubectl_ok(&["scale", "deployment/web", "--replicas=1"])
         .unwrap();
-    let left = wait_running(&node, "app=web", 1).await;
+    let left = wait_running(node, "app=web", 1).await;
     let gone: Vec<Pod> = pods
         .into_iter()
         .filter(|p| p.metadata.uid != left[0].metadata.uid)
@@ -124,10 +148,7 @@ spec:
 
 /// The seed tutorial's first steps with the real image name: `nginx` (pull policy Always,
 /// served by the fixture's local registry) answers with its welcome page.
-#[tokio::test]
-async fn nginx_deployment_from_the_tutorial_serves_its_page() {
-    let mut node = TestNode::start().await;
-    start_control_loops(&mut node);
+async fn nginx_from_the_tutorial_serves_its_page(node: &TestNode) {
     node.cp
         .kubectl_ok(&[
             "create",
@@ -137,9 +158,7 @@ async fn nginx_deployment_from_the_tutorial_serves_its_page() {
             "--replicas=2",
         ])
         .unwrap();
-    node.cp
-        .kubectl_ok(&["rollout", "status", "deployment/nginx", "--timeout=90s"])
-        .unwrap();
+    rollout_status(node, "deployment/nginx");
     let wide = node
         .cp
         .kubectl_ok(&["get", "pods", "-l", "app=nginx", "-o", "wide"])
@@ -148,7 +167,7 @@ async fn nginx_deployment_from_the_tutorial_serves_its_page() {
         wide.contains("Running") && wide.contains(&node.name),
         "{wide}"
     );
-    for p in wait_running(&node, "app=nginx", 2).await {
+    for p in wait_running(node, "app=nginx", 2).await {
         let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap();
         let page = http_get_path(&format!("{ip}:80"), "/").await;
         assert!(

@@ -59,7 +59,7 @@ fn pod(name: &str, node: &str, image: &str) -> Result<Pod> {
         "metadata": {"name": name, "labels": {"app": "kubelet-bench"}},
         "spec": {
             "nodeName": node,
-            "terminationGracePeriodSeconds": 30,
+            "terminationGracePeriodSeconds": 0,
             "containers": [{
                 "name": "sleep",
                 "image": image,
