@@ -544,6 +544,11 @@ async fn http_get(addr: &str) -> Option<String> {
 
 /// Runs `cmd` in the pod's container through the CRI (the test's stand-in for kubectl exec).
 async fn exec(node: &TestNode, container_id: &str, cmd: &[&str]) {
+    let out = exec_sync(node, container_id, cmd).await;
+    assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn exec_sync(node: &TestNode, container_id: &str, cmd: &[&str]) -> api::ExecSyncResponse {
     let id = container_id.trim_start_matches("containerd://").to_string();
     let out = node
         .ctrd
@@ -559,7 +564,7 @@ async fn exec(node: &TestNode, container_id: &str, cmd: &[&str]) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    out
 }
 
 #[tokio::test]
@@ -731,22 +736,7 @@ async fn changed_static_pod_manifest_replaces_the_pod() {
 }
 
 async fn exec_output(node: &TestNode, container_id: &str, cmd: &[&str]) -> String {
-    let id = container_id.trim_start_matches("containerd://").to_string();
-    let out = node
-        .ctrd
-        .cri()
-        .await
-        .unwrap()
-        .runtime
-        .exec_sync(api::ExecSyncRequest {
-            container_id: id,
-            cmd: cmd.iter().map(|s| s.to_string()).collect(),
-            timeout: 10,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&exec_sync(node, container_id, cmd).await.stdout).into_owned()
 }
 
 #[tokio::test]
