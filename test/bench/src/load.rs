@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::stats::Phase;
 
 /// Runs `op(worker, index)` from `workers` concurrent tasks until `duration` has passed or
@@ -59,4 +61,25 @@ where
     }
     total.elapsed = start.elapsed();
     total
+}
+
+/// `n` printable pseudo-random bytes (so that nothing on the way compresses them away).
+pub fn payload(n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(ALPHABET[(state % ALPHABET.len() as u64) as usize])
+        })
+        .collect()
+}
+
+/// A ConfigMap as a client sends it for a create.
+pub fn configmap(name: &str, namespace: &str, data: &str) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"{namespace}"}},"data":{{"payload":"{data}"}}}}"#
+    ))
 }

@@ -33,7 +33,7 @@ use clap::Parser;
 
 use crate::client::Conn;
 use crate::cluster::{memory_kib, ApiServer, CpuMeter};
-use crate::load::run_workers;
+use crate::load::{configmap, payload, run_workers};
 use crate::stats::{ms, Phase, Samples};
 
 #[derive(Parser, Debug)]
@@ -105,27 +105,6 @@ fn progress(msg: impl AsRef<str>) {
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.1))
-}
-
-/// `n` printable pseudo-random bytes (so that nothing on the way compresses them away).
-fn payload(n: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            char::from(ALPHABET[(state % ALPHABET.len() as u64) as usize])
-        })
-        .collect()
-}
-
-/// A ConfigMap as a client sends it for a create.
-fn configmap(name: &str, namespace: &str, data: &str) -> Bytes {
-    Bytes::from(format!(
-        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"{namespace}"}},"data":{{"payload":"{data}"}}}}"#
-    ))
 }
 
 /// Creates `count` ConfigMaps named `<prefix><i>` in `namespace` with `workers` clients.

@@ -31,7 +31,7 @@ use clap::Parser;
 
 use crate::client::Conn;
 use crate::cluster::{ApiServer, CpuMeter};
-use crate::load::run_workers;
+use crate::load::{configmap, payload, run_workers};
 
 #[derive(Parser, Debug)]
 #[command(about = "Profile kube-apiserver creates (CPU or callgrind instructions per create)")]
@@ -58,25 +58,6 @@ struct Args {
     /// Bytes of data per ConfigMap.
     #[arg(long, default_value_t = 1024)]
     payload_bytes: usize,
-}
-
-fn payload(n: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            char::from(ALPHABET[(state % ALPHABET.len() as u64) as usize])
-        })
-        .collect()
-}
-
-fn configmap(name: &str, namespace: &str, data: &str) -> Bytes {
-    Bytes::from(format!(
-        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"{namespace}"}},"data":{{"payload":"{data}"}}}}"#
-    ))
 }
 
 async fn creates(
